@@ -1,0 +1,189 @@
+"""The DAG's task bodies: plain functions from params to small XCom dicts.
+
+They hold no Airflow imports beyond the exception that fails a task without
+retries, so they run the same under `airflow dags test`, on Celery workers
+and from tests or benchmarks.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import shutil
+import time
+from pathlib import Path
+
+from . import db, layout, preprocess, publish as publish_mod, report, schema, sink, source
+from . import link as link_mod
+from . import verify as verify_mod
+from .errors import ParameterError, PermanentError
+from .layout import LevelSpec
+from .metrics import PhaseTimer, peak_rss_mb
+from .settings import Settings
+
+log = logging.getLogger("gadm_airflow")
+
+BATCH_ROWS_MIN, BATCH_ROWS_MAX = 100, 200_000
+
+
+def fail_fast(func):
+    """Turn bad-input errors into AirflowFailException (no retries); others retry."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except PermanentError as exc:
+            from airflow.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+    return wrapper
+
+
+def validate_params(params: dict) -> dict:
+    """Check every param once, with messages that name it; returns the normalised set."""
+    settings = Settings.from_env()
+    levels = params.get("levels")
+    if levels is not None:
+        if not isinstance(levels, list) or not levels or any(
+                not isinstance(n, int) or isinstance(n, bool) or n not in schema.LEVELS for n in levels):
+            raise ParameterError(f"param 'levels': {levels!r} must be a non-empty list of levels 0..5")
+    batch_rows = params.get("batch_rows") or settings.default_batch_rows
+    if not isinstance(batch_rows, int) or not BATCH_ROWS_MIN <= batch_rows <= BATCH_ROWS_MAX:
+        raise ParameterError(f"param 'batch_rows': {batch_rows!r} must be an integer in "
+                             f"{BATCH_ROWS_MIN}..{BATCH_ROWS_MAX}")
+    engine = params.get("engine") or "geopandas"
+    if engine not in preprocess.ENGINES:
+        raise ParameterError(f"param 'engine': {engine!r} is not one of {sorted(preprocess.ENGINES)}")
+    conn_id = params.get("postgres_conn_id") or "gadm_postgis"
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,250}", conn_id):
+        raise ParameterError(f"param 'postgres_conn_id': {conn_id!r} is not a connection id")
+    return {
+        "source": params.get("source") or settings.default_source,
+        "levels": sorted(set(levels)) if levels else None,
+        "engine": engine,
+        "schema": db.validate_schema(params.get("schema") or "gadm"),
+        "postgres_conn_id": conn_id,
+        "batch_rows": batch_rows,
+    }
+
+
+def run_dir(run_id: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+    return Settings.from_env().work_dir / "gadm_load" / safe
+
+
+@fail_fast
+def resolve_source(params: dict, run_id: str) -> list[dict]:
+    """Validate params, find the source, plan one item per level, clear stale staging.
+
+    Each item carries its level's spec plus the run's params and source identity, so
+    the mapped tasks and the gate after them need no other XCom.
+    """
+    p = validate_params(params)
+    settings = Settings.from_env()
+    resolved = source.resolve(p["source"], settings)
+    specs = layout.plan(resolved, p["levels"])
+    if not specs:
+        wanted = p["levels"] or "any"
+        raise PermanentError(f"source {p['source']}: none of the requested levels ({wanted}) is present")
+    missing = sorted(set(p["levels"] or []) - {s.level for s in specs})
+    if missing:
+        log.warning("levels %s are not in the source: skipped", missing)
+    log.info("source %s: layout %s, levels %s", resolved.local_path, specs[0].layout,
+             ", ".join(f"{s.label} ({s.features} features)" for s in specs))
+    with db.connect_conn_id(p["postgres_conn_id"]) as conn:
+        publish_mod.drop_staging(conn, db.staging_schema(p["schema"]))
+    work = run_dir(run_id)
+    for stale in work.parent.glob("*") if work.parent.exists() else []:
+        if stale != work:
+            shutil.rmtree(stale, ignore_errors=True)
+    return [{"spec": s.to_xcom(), "params": p, "source": resolved.to_dict()} for s in specs]
+
+
+@fail_fast
+def preprocess_level(item: dict, run_id: str) -> dict:
+    spec, params = LevelSpec.from_xcom(item["spec"]), item["params"]
+    timer = PhaseTimer()
+    out = run_dir(run_id) / f"{schema.table_name(spec.level)}.parquet"
+    result = preprocess.run(spec, out, engine=params["engine"], batch_rows=params["batch_rows"],
+                            log=log, timer=timer)
+    xcom = result.to_dict()
+    xcom.update(intermediate=str(out), columns=spec.columns, seconds=timer.rounded(),
+                peak_rss_mb=peak_rss_mb(), source_features=spec.features)
+    if spec.layout != "single" and result.rows_out != spec.features:
+        raise PermanentError(f"{spec.label}: read {result.rows_out} features, source reports {spec.features}")
+    log.info("%s: %d rows in, %d out, %d repaired, %d promoted, %d NULL geometries, %d NA->NULL",
+             spec.label, result.rows_in, result.rows_out, result.geometry.repaired,
+             result.geometry.promoted, result.geometry.null_geometries, result.na_to_null)
+    return xcom
+
+
+@fail_fast
+def load_level(pre: dict, item: dict) -> dict:
+    params = item["params"]
+    timer = PhaseTimer()
+    timer.seconds.update(pre["seconds"])
+    with db.connect_conn_id(params["postgres_conn_id"]) as conn:
+        loaded = sink.load_level(conn, db.staging_schema(params["schema"]), pre["level"],
+                                 pre["columns"], Path(pre["intermediate"]), params["batch_rows"], timer)
+    if loaded["rows_loaded"] != pre["rows_out"]:
+        raise RuntimeError(f"{pre['layer']}: COPY wrote {loaded['rows_loaded']} rows, expected {pre['rows_out']}")
+    out = {k: v for k, v in pre.items() if k != "columns"}
+    out.update(loaded, seconds=timer.rounded(), load_peak_rss_mb=peak_rss_mb())
+    return out
+
+
+def check_level_results(plan: list[dict], results: list[dict | None]) -> list[dict]:
+    """The gate: every planned level must have delivered a load result.
+
+    The trigger rule alone is not trusted (mapped-task trigger-rule bugs in Airflow).
+    """
+    got = {r["level"]: r for r in (results or []) if r}
+    planned = [item["spec"]["level"] for item in plan]
+    missing = sorted(set(planned) - set(got))
+    if missing:
+        raise RuntimeError(f"levels {missing} produced no load result; refusing to link or publish")
+    return [got[level] for level in planned]
+
+
+@fail_fast
+def link_levels(plan: list[dict], results: list[dict | None]) -> dict:
+    levels = check_level_results(plan, results)
+    params = plan[0]["params"]
+    start = time.perf_counter()
+    with db.connect_conn_id(params["postgres_conn_id"]) as conn:
+        staging = db.staging_schema(params["schema"])
+        linked = link_mod.link_all(conn, staging, params["schema"], [r["level"] for r in levels])
+    return {"levels": linked, "seconds": round(time.perf_counter() - start, 3), "results": levels}
+
+
+@fail_fast
+def verify_levels(plan: list[dict], linked: dict) -> dict:
+    params = plan[0]["params"]
+    start = time.perf_counter()
+    with db.connect_conn_id(params["postgres_conn_id"]) as conn:
+        checked = verify_mod.verify_all(conn, db.staging_schema(params["schema"]),
+                                        {r["level"]: r["rows_out"] for r in linked["results"]})
+    return {"levels": checked, "seconds": round(time.perf_counter() - start, 3)}
+
+
+@fail_fast
+def publish_levels(plan: list[dict], linked: dict) -> dict:
+    params = plan[0]["params"]
+    start = time.perf_counter()
+    levels = [r["level"] for r in linked["results"]]
+    with db.connect_conn_id(params["postgres_conn_id"]) as conn:
+        published = publish_mod.publish(conn, db.staging_schema(params["schema"]), params["schema"], levels)
+    published["seconds"] = round(time.perf_counter() - start, 3)
+    return published
+
+
+def report_run(plan: list[dict], linked: dict, verified: dict, published: dict, run_id: str) -> dict:
+    summary = report.summarise(linked["results"], linked, verified, published,
+                               plan[0]["params"]["engine"], plan[0]["source"])
+    log.info("benchmark summary\n%s", report.format_table(summary))
+    shutil.rmtree(run_dir(run_id), ignore_errors=True)
+    return summary

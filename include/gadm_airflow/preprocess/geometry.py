@@ -1,0 +1,76 @@
+"""Vectorised geometry clean-up shared by the engines (Shapely 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from shapely import GeometryType
+
+POLYGON, MULTIPOLYGON = GeometryType.POLYGON, GeometryType.MULTIPOLYGON
+_COLLECTIONS = (GeometryType.MULTIPOINT, GeometryType.MULTILINESTRING, MULTIPOLYGON,
+                GeometryType.GEOMETRYCOLLECTION)
+
+
+@dataclass
+class GeometryCounts:
+    repaired: int = 0          # invalid geometries made valid
+    promoted: int = 0          # Polygon rows turned into MultiPolygon
+    dropped_parts: int = 0     # line/point parts make_valid produced, dropped
+    null_geometries: int = 0   # NULL/empty, or nothing polygonal left after repair
+    reprojected: int = 0
+
+    def add(self, other: "GeometryCounts") -> None:
+        for k, v in vars(other).items():
+            setattr(self, k, getattr(self, k) + v)
+
+
+def polygonal_multi(geoms: np.ndarray, counts: GeometryCounts) -> np.ndarray:
+    """Keep only the polygonal parts of each geometry, as MultiPolygons (None if none)."""
+    out = np.full(len(geoms), None, dtype=object)
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    while True:  # flatten collections of multis (make_valid can nest them)
+        nested = shapely.get_num_geometries(parts) > 1
+        nested |= np.isin(shapely.get_type_id(parts), _COLLECTIONS)
+        if not nested.any():
+            break
+        sub, sub_owner = shapely.get_parts(parts[nested], return_index=True)
+        parts = np.concatenate([parts[~nested], sub])
+        owner = np.concatenate([owner[~nested], owner[nested][sub_owner]])
+    is_poly = shapely.get_type_id(parts) == POLYGON
+    counts.dropped_parts += int((~is_poly & ~shapely.is_empty(parts)).sum())
+    keep = is_poly & ~shapely.is_empty(parts)
+    if keep.any():
+        order = np.argsort(owner[keep], kind="stable")
+        shapely.multipolygons(parts[keep][order], indices=owner[keep][order], out=out)
+    return out
+
+
+def clean(geoms: np.ndarray, counts: GeometryCounts) -> np.ndarray:
+    """Repair invalid geometries, promote to MultiPolygon; NULL where nothing polygonal remains.
+
+    Valid MultiPolygons are returned as the same objects, so callers can keep
+    their original WKB for them (``changed`` mask = ``result is not input``).
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    out = geoms.copy()
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    present = ~missing
+    invalid = np.zeros(len(geoms), dtype=bool)
+    invalid[present] = ~shapely.is_valid(geoms[present])
+    counts.repaired += int(invalid.sum())
+    if invalid.any():
+        out[invalid] = polygonal_multi(shapely.make_valid(geoms[invalid]), counts)
+    types = shapely.get_type_id(out)
+    single = present & ~invalid & (types == POLYGON)
+    counts.promoted += int(single.sum())
+    if single.any():
+        out[single] = shapely.multipolygons(out[single], indices=np.arange(int(single.sum())))
+    other = present & ~invalid & (types != POLYGON) & (types != MULTIPOLYGON)
+    if other.any():  # e.g. a GeometryCollection in a polygon layer
+        out[other] = polygonal_multi(out[other], counts)
+    nulls = shapely.is_missing(out) | shapely.is_empty(out)
+    out[nulls] = None
+    counts.null_geometries += int(nulls.sum())
+    return out
