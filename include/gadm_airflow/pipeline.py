@@ -50,7 +50,8 @@ def validate_params(params: dict) -> dict:
         if not isinstance(levels, list) or not levels or any(
                 not isinstance(n, int) or isinstance(n, bool) or n not in schema.LEVELS for n in levels):
             raise ParameterError(f"param 'levels': {levels!r} must be a non-empty list of levels 0..5")
-    batch_rows = params.get("batch_rows") or settings.default_batch_rows
+    batch_rows = params.get("batch_rows")
+    batch_rows = settings.default_batch_rows if batch_rows is None else batch_rows
     if not isinstance(batch_rows, int) or not BATCH_ROWS_MIN <= batch_rows <= BATCH_ROWS_MAX:
         raise ParameterError(f"param 'batch_rows': {batch_rows!r} must be an integer in "
                              f"{BATCH_ROWS_MIN}..{BATCH_ROWS_MAX}")
@@ -184,6 +185,8 @@ def publish_levels(plan: list[dict], linked: dict) -> dict:
 def report_run(plan: list[dict], linked: dict, verified: dict, published: dict, run_id: str) -> dict:
     summary = report.summarise(linked["results"], linked, verified, published,
                                plan[0]["params"]["engine"], plan[0]["source"])
-    log.info("benchmark summary\n%s", report.format_table(summary))
+    table = report.format_table(summary)
+    log.info("benchmark summary\n%s", table)
+    report.write(summary, table, Settings.from_env().report_dir, run_id)
     shutil.rmtree(run_dir(run_id), ignore_errors=True)
     return summary

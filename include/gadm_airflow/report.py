@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 PHASES = ("read", "transform", "write", "copy", "index", "analyze")
 
 
@@ -50,3 +54,13 @@ def format_table(summary: dict) -> str:
                  f"verify {summary['verify_seconds']} s, "
                  f"publish {summary['publish_seconds']} s; engine {summary['engine']}")
     return "\n".join(lines)
+
+
+def write(summary: dict, table: str, report_dir: Path, run_id: str) -> Path:
+    """Write the summary as JSON and Markdown (per run and as `latest`)."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+    for name in (stem, "latest"):
+        (report_dir / f"{name}.json").write_text(json.dumps(summary, indent=2))
+        (report_dir / f"{name}.md").write_text(f"# gadm_load {run_id}\n\n{table}\n")
+    return report_dir / f"{stem}.json"

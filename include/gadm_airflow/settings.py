@@ -20,6 +20,7 @@ def _path(name: str, default: Path) -> Path:
 class Settings:
     data_dir: Path
     work_dir: Path
+    report_dir: Path
     cache_dir: Path
     allowed_roots: tuple[Path, ...]
     default_source: str
@@ -39,6 +40,7 @@ class Settings:
         return cls(
             data_dir=data_dir,
             work_dir=_path("GADM_WORK_DIR", _REPO_ROOT / "var" / "work"),
+            report_dir=_path("GADM_REPORT_DIR", _REPO_ROOT / "var" / "reports"),
             cache_dir=cache_dir,
             allowed_roots=allowed,
             default_source=os.environ.get(
