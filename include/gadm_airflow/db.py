@@ -13,7 +13,6 @@ from psycopg import sql
 from .errors import ParameterError
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
-STAGING_SUFFIX = "_staging"
 
 
 def validate_schema(name: str) -> str:
@@ -26,10 +25,6 @@ def validate_schema(name: str) -> str:
     if name.startswith("pg_") or name == "information_schema":
         raise ParameterError(f"param 'schema': {name!r} is reserved by PostgreSQL")
     return name
-
-
-def staging_schema(schema: str) -> str:
-    return validate_schema(schema) + STAGING_SUFFIX
 
 
 def lock_key(schema: str) -> int:

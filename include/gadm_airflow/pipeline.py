@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from . import db, layout, preprocess, publish as publish_mod, report, schema, sink, source
+from . import db, layout, preprocess, publish as publish_mod, report, schema, sink, source, staging
 from . import link as link_mod
 from . import verify as verify_mod
 from .errors import ParameterError, PermanentError
@@ -96,7 +96,8 @@ def resolve_source(params: dict, run_id: str) -> list[dict]:
     log.info("source %s: layout %s, levels %s", resolved.local_path, specs[0].layout,
              ", ".join(f"{s.label} ({s.features} features)" for s in specs))
     with db.connect_conn_id(p["postgres_conn_id"]) as conn:
-        publish_mod.drop_staging(conn, db.staging_schema(p["schema"]))
+        p["staging"] = staging.prepare(conn, p["schema"], run_id)
+    log.info("staging into schema %s; publishing into %s", p["staging"], p["schema"])
     work = run_dir(run_id)
     for stale in work.parent.glob("*") if work.parent.exists() else []:
         if stale != work:
@@ -128,11 +129,11 @@ def load_level(pre: dict, item: dict) -> dict:
     timer = PhaseTimer()
     timer.seconds.update(pre["seconds"])
     with db.connect_conn_id(params["postgres_conn_id"]) as conn:
-        loaded = sink.load_level(conn, db.staging_schema(params["schema"]), pre["level"],
+        loaded = sink.load_level(conn, params["staging"], pre["level"],
                                  pre["columns"], Path(pre["intermediate"]), params["batch_rows"], timer)
     if loaded["rows_loaded"] != pre["rows_out"]:
         raise RuntimeError(f"{pre['layer']}: COPY wrote {loaded['rows_loaded']} rows, expected {pre['rows_out']}")
-    out = {k: v for k, v in pre.items() if k != "columns"}
+    out = dict(pre)
     out.update(loaded, seconds=timer.rounded(), load_peak_rss_mb=peak_rss_mb())
     return out
 
@@ -156,8 +157,7 @@ def link_levels(plan: list[dict], results: list[dict | None]) -> dict:
     params = plan[0]["params"]
     start = time.perf_counter()
     with db.connect_conn_id(params["postgres_conn_id"]) as conn:
-        staging = db.staging_schema(params["schema"])
-        linked = link_mod.link_all(conn, staging, params["schema"], [r["level"] for r in levels])
+        linked = link_mod.link_all(conn, params["staging"], params["schema"], [r["level"] for r in levels])
     return {"levels": linked, "seconds": round(time.perf_counter() - start, 3), "results": levels}
 
 
@@ -165,9 +165,9 @@ def link_levels(plan: list[dict], results: list[dict | None]) -> dict:
 def verify_levels(plan: list[dict], linked: dict) -> dict:
     params = plan[0]["params"]
     start = time.perf_counter()
+    orphans = {r["level"]: r["orphans"] for r in linked["levels"]}
     with db.connect_conn_id(params["postgres_conn_id"]) as conn:
-        checked = verify_mod.verify_all(conn, db.staging_schema(params["schema"]),
-                                        {r["level"]: r["rows_out"] for r in linked["results"]})
+        checked = verify_mod.verify_all(conn, params["staging"], linked["results"], orphans)
     return {"levels": checked, "seconds": round(time.perf_counter() - start, 3)}
 
 
@@ -177,7 +177,7 @@ def publish_levels(plan: list[dict], linked: dict) -> dict:
     start = time.perf_counter()
     levels = [r["level"] for r in linked["results"]]
     with db.connect_conn_id(params["postgres_conn_id"]) as conn:
-        published = publish_mod.publish(conn, db.staging_schema(params["schema"]), params["schema"], levels)
+        published = publish_mod.publish(conn, params["staging"], params["schema"], levels)
     published["seconds"] = round(time.perf_counter() - start, 3)
     return published
 

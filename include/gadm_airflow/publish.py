@@ -24,8 +24,11 @@ LOCK_TIMEOUT = "60s"
 def publish(conn: psycopg.Connection, staging: str, live: str, levels: list[int]) -> dict:
     with transaction(conn) as cur:
         cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(live),))
-        log.info("holding the publish lock on schema %s", live)
+        cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (lock_key(live),))
+        if not cur.fetchone()[0]:
+            log.info("another run is publishing into schema %s: waiting for its lock", live)
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(live),))
+        log.info("holding the publish lock on schema %s (writers of %s are serialised)", live, live)
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(live)))
         for level in sorted(levels, reverse=True):
             name = schema.table_name(level)
@@ -41,9 +44,3 @@ def publish(conn: psycopg.Connection, staging: str, live: str, levels: list[int]
     log.info("published %s into schema %s", ", ".join(schema.table_name(n) for n in sorted(levels)), live)
     return {"schema": live, "tables": [schema.table_name(n) for n in sorted(levels)], "relinked": relinked}
 
-
-def drop_staging(conn: psycopg.Connection, staging: str) -> None:
-    """Remove a previous run's leftovers before a new run stages anything."""
-    with transaction(conn) as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(staging),))
-        cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(staging)))

@@ -9,34 +9,18 @@ pglz compression of large geometries costs more than the rest of the load.
 from __future__ import annotations
 
 import logging
-import struct
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from . import schema
-from .db import lock_key, table, transaction
+from . import pgcopy, schema
+from .db import table, transaction
 from .intermediate import iter_batches, row_count
 from .metrics import PhaseTimer, Progress
+from .pgcopy import ewkb  # noqa: F401  (re-exported: the per-value form)
 
 log = logging.getLogger(__name__)
-
-_SRID_FLAG = 0x20000000
-_SRID_LE = struct.pack("<I", schema.SRID)
-_SRID_BE = struct.pack(">I", schema.SRID)
-
-
-def ewkb(wkb: bytes | None) -> bytes | None:
-    """ISO WKB → EWKB with SRID 4326 (what a typed geometry column's binary input wants)."""
-    if wkb is None:
-        return None
-    if wkb[0] == 1:
-        (kind,) = struct.unpack_from("<I", wkb, 1)
-        return wkb[:1] + struct.pack("<I", kind | _SRID_FLAG) + _SRID_LE + wkb[5:]
-    (kind,) = struct.unpack_from(">I", wkb, 1)
-    return wkb[:1] + struct.pack(">I", kind | _SRID_FLAG) + _SRID_BE + wkb[5:]
-
 
 def create_table_sql(schema_name: str, level: int, columns: list[str]) -> sql.Composed:
     defs = [sql.SQL("id bigint NOT NULL")]
@@ -51,20 +35,17 @@ def create_table_sql(schema_name: str, level: int, columns: list[str]) -> sql.Co
 
 def _copy_rows(cur: psycopg.Cursor, target: sql.Composed, names: list[str], parquet: Path,
                batch_rows: int, progress: Progress) -> int:
+    """Stream the intermediate into `target`, one vectorised binary COPY chunk per batch."""
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         target, sql.SQL(", ").join(map(sql.Identifier, names)))
-    types = ["int8" if n in ("id", "parent_id") else "bytea" if n == schema.GEOMETRY_COLUMN else "text"
-             for n in names]
     rows = 0
     with cur.copy(copy_sql) as copy:
-        copy.set_types(types)
+        copy.write(pgcopy.HEADER)
         for batch in iter_batches(parquet, batch_rows):
-            columns = [batch.column(n).to_pylist() for n in names]
-            columns[-1] = [ewkb(g) for g in columns[-1]]
-            for row in zip(*columns):
-                copy.write_row(row)
+            copy.write(pgcopy.encode(batch, names, {"id", "parent_id"}, schema.GEOMETRY_COLUMN))
             rows += batch.num_rows
             progress.advance(batch.num_rows)
+        copy.write(pgcopy.TRAILER)
     return rows
 
 
@@ -80,8 +61,6 @@ def load_level(conn: psycopg.Connection, staging: str, level: int, columns: list
     with transaction(conn) as cur:
         cur.execute("SET LOCAL maintenance_work_mem = '512MB'")
         cur.execute("SET LOCAL synchronous_commit = off")  # staging only; publish commits durably
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(staging),))
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(staging)))
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(target))
         with timer.phase("copy"):
             cur.execute(create_table_sql(staging, level, columns))

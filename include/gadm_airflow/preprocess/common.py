@@ -16,6 +16,7 @@ import shapely
 from .. import keys, schema
 from ..errors import SourceError
 from ..layout import LayerRef, LevelSpec
+from ..verify import RowChecksum
 from .geometry import GeometryCounts
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class PreprocessResult:
     missing_gids: int = 0
     geometry: GeometryCounts = field(default_factory=GeometryCounts)
     bytes: int = 0
+    attribute_checksum: int = 0
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -71,6 +73,14 @@ def _with_all_columns(table: pa.Table, columns: list[str]) -> pa.Table:
     return pa.table(arrays, names=columns)
 
 
+def _plain_wkb(column: pa.ChunkedArray) -> pa.Array:
+    """WKB as plain `binary` (pyogrio may hand out a geoarrow.wkb extension array)."""
+    array = column.combine_chunks()
+    if isinstance(array.type, pa.ExtensionType):
+        array = array.storage
+    return array.cast(pa.binary())
+
+
 def read_layer(ref: LayerRef, spec: LevelSpec, batch_rows: int) -> Iterator[SourceBatch]:
     """Stream one layer as Arrow record batches (never the whole layer)."""
     cols = _source_columns(ref, spec)
@@ -83,7 +93,7 @@ def read_layer(ref: LayerRef, spec: LevelSpec, batch_rows: int) -> Iterator[Sour
                 table = pa.Table.from_batches([batch])
                 yield SourceBatch(_with_all_columns(table, spec.columns),
                                   table.column(fid_col).to_pylist(),
-                                  table.column(geom_col).combine_chunks(), ref)
+                                  _plain_wkb(table.column(geom_col)), ref)
     except pyogrio.errors.DataSourceError as exc:
         raise SourceError(f"{ref.path} layer {ref.layer}: read failed ({exc})") from exc
     except pyogrio.errors.DataLayerError as exc:
@@ -107,6 +117,7 @@ class BatchFinisher:
     def __init__(self, spec: LevelSpec, result: PreprocessResult, feature_log: logging.Logger):
         self.spec, self.result, self.log = spec, result, feature_log
         self.ids = keys.IdAssigner(spec.level)
+        self.checksum = RowChecksum()
         self._named = 0
 
     def name_feature(self, ref: LayerRef, fid: int, gid: str | None, reason: str) -> None:
@@ -132,12 +143,14 @@ class BatchFinisher:
             columns["parent_id"] = pa.array(keys.parent_ids(level, parents), pa.int64())
         for name in attrs.column_names:
             columns[schema.output_column(name)] = attrs.column(name)
+        self.checksum.add(zip(*(c.to_pylist() for k, c in columns.items() if k != "parent_id")))
         columns[schema.GEOMETRY_COLUMN] = pa.array(wkb, pa.binary()) if not isinstance(wkb, pa.Array) else wkb
         self.result.rows_out += attrs.num_rows
         self.result.bytes += pc.sum(pc.binary_length(wkb)).as_py() or 0
         return pa.table(columns)
 
     def close(self) -> None:
+        self.result.attribute_checksum = self.checksum.value
         self.result.duplicate_gids = self.ids.duplicates()
         if self.result.duplicate_gids:
             sample = ", ".join(list(self.result.duplicate_gids)[:10])

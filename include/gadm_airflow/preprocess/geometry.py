@@ -5,12 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from shapely import GeometryType
 
 POLYGON, MULTIPOLYGON = GeometryType.POLYGON, GeometryType.MULTIPOLYGON
 _COLLECTIONS = (GeometryType.MULTIPOINT, GeometryType.MULTILINESTRING, MULTIPOLYGON,
                 GeometryType.GEOMETRYCOLLECTION)
+
+
+# ISO WKB, little endian: a Polygon's header, and a MultiPolygon-of-one header to put in front.
+_LE_POLYGON_TYPE = pa.scalar(b"\x03\x00\x00\x00", pa.binary())
+_LE_MULTI_OF_ONE = pa.scalar(b"\x01\x06\x00\x00\x00\x01\x00\x00\x00", pa.binary())
 
 
 @dataclass
@@ -74,3 +81,28 @@ def clean(geoms: np.ndarray, counts: GeometryCounts) -> np.ndarray:
     out[nulls] = None
     counts.null_geometries += int(nulls.sum())
     return out
+
+
+def is_le_polygon_wkb(wkb: pa.Array) -> np.ndarray:
+    """Rows that are little-endian 2D ISO WKB Polygons (what GDAL hands out)."""
+    le = pc.equal(pc.binary_slice(wkb, 0, 1), pa.scalar(b"\x01", pa.binary()))
+    polygon = pc.equal(pc.binary_slice(wkb, 1, 5), _LE_POLYGON_TYPE)
+    return pc.fill_null(pc.and_(le, polygon), False).to_numpy(zero_copy_only=False)
+
+
+def promote_polygon_wkb(wkb: pa.Array, mask: np.ndarray) -> pa.Array:
+    """Polygon → MultiPolygon on WKB bytes for the `mask` rows (little-endian 2D Polygons):
+    the same bytes Shapely writes for ``multipolygons([polygon])``, without decoding."""
+    if not mask.any():
+        return wkb
+    promoted = pc.binary_join_element_wise(_LE_MULTI_OF_ONE, wkb, b"")
+    return pc.if_else(pa.array(mask), promoted, wkb)
+
+
+def reproject(geoms: np.ndarray, crs: str, counts: GeometryCounts) -> np.ndarray:
+    """Transform `geoms` from `crs` to EPSG:4326 (lon/lat)."""
+    from pyproj import Transformer
+
+    transformer = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    counts.reprojected += int((~shapely.is_missing(geoms)).sum())
+    return shapely.transform(geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))

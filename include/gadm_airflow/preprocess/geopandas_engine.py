@@ -17,17 +17,9 @@ from ..layout import LevelSpec
 from ..metrics import PhaseTimer, Progress
 from .common import BatchFinisher, PreprocessResult, read_layer, replace_changed_wkb
 from .dissolve import read_dissolved
-from .geometry import GeometryCounts, clean
+from .geometry import clean, reproject
 
 NAME = "geopandas"
-
-
-def _reproject(geoms: np.ndarray, crs: str, counts: GeometryCounts) -> np.ndarray:
-    from pyproj import Transformer
-
-    transformer = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    counts.reprojected += int((~shapely.is_missing(geoms)).sum())
-    return shapely.transform(geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
 
 
 def _name_null_geometries(finisher: BatchFinisher, batch, before: np.ndarray, after: np.ndarray) -> None:
@@ -59,7 +51,7 @@ def preprocess(spec: LevelSpec, out_path: Path, batch_rows: int, log: logging.Lo
                     before = batch.geoms if batch.geoms is not None else shapely.from_wkb(batch.wkb)
                     geoms = before
                     if spec.source_crs:
-                        geoms = _reproject(geoms, spec.source_crs, result.geometry)
+                        geoms = reproject(geoms, spec.source_crs, result.geometry)
                     after = clean(geoms, result.geometry)
                     _name_null_geometries(finisher, batch, before, after)
                     wkb = replace_changed_wkb(batch.wkb, before, after) if batch.wkb is not None \
