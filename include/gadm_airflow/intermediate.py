@@ -55,7 +55,10 @@ class IntermediateWriter:
         self._tmp.replace(self.path)
 
     def abort(self) -> None:
-        self._writer.close()
+        try:
+            self._writer.close()
+        except OSError:
+            pass  # e.g. the disk is full: the partial file goes anyway
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> "IntermediateWriter":

@@ -26,6 +26,7 @@ class Settings:
     default_source: str
     default_batch_rows: int
     http_timeout_seconds: float
+    staging_ttl_seconds: float
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -48,4 +49,5 @@ class Settings:
             ),
             default_batch_rows=int(os.environ.get("GADM_BATCH_ROWS", "2000")),
             http_timeout_seconds=float(os.environ.get("GADM_HTTP_TIMEOUT", "60")),
+            staging_ttl_seconds=float(os.environ.get("GADM_STAGING_TTL_SECONDS", "3600")),
         )
