@@ -23,7 +23,8 @@ _EMPTY = pa.scalar(b"", pa.large_binary())
 _SRID_FLAG = 0x20000000
 # ISO WKB little-endian MultiPolygon (2D) header, and its EWKB twin with SRID 4326.
 _ISO_MULTIPOLYGON = b"\x01" + struct.pack("<I", 6)
-_EWKB_MULTIPOLYGON = pa.scalar(b"\x01" + struct.pack("<II", 6 | _SRID_FLAG, schema.SRID), pa.large_binary())
+_EWKB_TYPE = np.frombuffer(struct.pack("<I", 6 | _SRID_FLAG), np.uint8)
+_SRID_LE = np.frombuffer(struct.pack("<I", schema.SRID), np.uint8)
 
 
 def ewkb(wkb: bytes | None) -> bytes | None:
@@ -64,14 +65,25 @@ def _int8_field(array: pa.Array) -> pa.Array:
 
 
 def ewkb_array(wkb: pa.Array) -> pa.Array:
-    """ISO WKB → EWKB (SRID 4326): a header swap in Arrow for 2D little-endian MultiPolygons."""
+    """ISO WKB → EWKB (SRID 4326) in numpy: for 2D little-endian MultiPolygons (what the
+    engines write) the SRID flag is set and 4 SRID bytes are inserted after each header."""
     wkb = wkb.cast(pa.large_binary())
-    head = pc.binary_slice(wkb, 0, 5)
-    simple = pc.fill_null(pc.equal(head, pa.scalar(_ISO_MULTIPOLYGON, pa.large_binary())), True)
-    if not pc.all(simple).as_py():
+    n = len(wkb)
+    offsets = np.frombuffer(wkb.buffers()[1], dtype=np.int64, count=n + 1, offset=wkb.offset * 8)
+    data = np.frombuffer(wkb.buffers()[2], dtype=np.uint8) if wkb.buffers()[2] else np.empty(0, np.uint8)
+    present = np.diff(offsets) > 0
+    starts = offsets[:-1][present]
+    heads = data[starts[:, None] + np.arange(5)] if len(starts) else np.empty((0, 5), np.uint8)
+    if not (heads == np.frombuffer(_ISO_MULTIPOLYGON, np.uint8)).all() or (np.diff(offsets)[present] < 9).any():
         return pa.array([ewkb(g) for g in wkb.to_pylist()], pa.large_binary())
-    swapped = pc.binary_join_element_wise(_EWKB_MULTIPOLYGON, pc.binary_slice(wkb, 5), _EMPTY)
-    return pc.if_else(pc.is_null(wkb), pa.scalar(None, pa.large_binary()), swapped)
+    body = data[offsets[0]:offsets[-1]]
+    out = np.insert(body, np.repeat(starts - offsets[0] + 5, 4), np.tile(_SRID_LE, len(starts)))
+    new_offsets = offsets - offsets[0] + 4 * np.concatenate([[0], np.cumsum(present)])
+    heads_at = new_offsets[:-1][present]
+    out[heads_at[:, None] + np.arange(1, 5)] = _EWKB_TYPE
+    array = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(new_offsets),
+                                                                    pa.py_buffer(out)])
+    return pc.if_else(pc.is_null(wkb), pa.scalar(None, pa.large_binary()), array) if wkb.null_count else array
 
 
 def encode(batch: pa.RecordBatch | pa.Table, names: list[str], int8: set[str], geometry: str) -> memoryview:

@@ -22,6 +22,7 @@ from .pgcopy import ewkb  # noqa: F401  (re-exported: the per-value form)
 
 log = logging.getLogger(__name__)
 
+
 def create_table_sql(schema_name: str, level: int, columns: list[str]) -> sql.Composed:
     defs = [sql.SQL("id bigint NOT NULL")]
     if level >= 1:
