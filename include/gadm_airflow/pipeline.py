@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from . import db, layout, preprocess, publish as publish_mod, report, schema, sink, source, staging
+from . import assets, history
 from . import link as link_mod
 from . import verify as verify_mod
 from .errors import ParameterError, PermanentError
@@ -25,6 +26,7 @@ from .settings import Settings
 log = logging.getLogger("gadm_airflow")
 
 BATCH_ROWS_MIN, BATCH_ROWS_MAX = 100, 200_000
+FORM_LEVELS = tuple(str(n) for n in schema.LEVELS)
 
 
 def fail_fast(func):
@@ -46,6 +48,8 @@ def validate_params(params: dict) -> dict:
     """Check every param once, with messages that name it; returns the normalised set."""
     settings = Settings.from_env()
     levels = params.get("levels")
+    if isinstance(levels, list):  # the UI's multi-select sends its choices as strings
+        levels = [int(n) if isinstance(n, str) and n in FORM_LEVELS else n for n in levels]
     if levels is not None:
         if not isinstance(levels, list) or not levels or any(
                 not isinstance(n, int) or isinstance(n, bool) or n not in schema.LEVELS for n in levels):
@@ -190,3 +194,54 @@ def report_run(plan: list[dict], linked: dict, verified: dict, published: dict, 
     report.write(summary, table, Settings.from_env().report_dir, run_id)
     shutil.rmtree(run_dir(run_id), ignore_errors=True)
     return summary
+
+
+@fail_fast
+def check_source(plan: list[dict], force: bool, run_id: str) -> list[dict]:
+    """The plan to go on with, or [] when the live tables already hold this very source.
+
+    Compares the resolved source identity with the one each planned level was last
+    published from (`history`); an unchanged run is recorded in `load_runs`.
+    """
+    params, resolved = plan[0]["params"], plan[0]["source"]
+    levels = [item["spec"]["level"] for item in plan]
+    with db.connect_conn_id(params["postgres_conn_id"]) as conn:
+        since = history.unchanged_since(conn, params["schema"], levels, resolved["identity"])
+        if since is None:
+            log.info("source %s differs from what %s holds (or was never published): loading",
+                     resolved["source"], params["schema"])
+            return plan
+        if force:
+            log.info("source unchanged since %s, but force=True: reloading", since.isoformat())
+            return plan
+        history.record_run(conn, params["schema"], run_id, "unchanged", resolved["identity"],
+                           engine=params["engine"], source=resolved["source"])
+    log.info("source %s unchanged since %s, nothing to do (levels %s of schema %s; set force to reload)",
+             resolved["source"], since.isoformat(timespec="seconds"), levels, params["schema"])
+    return []
+
+
+def record_published(plan: list[dict], linked: dict, run_id: str) -> list[str]:
+    """Store the published levels' source identity; return their Asset URIs."""
+    params = plan[0]["params"]
+    levels = [{"level": r["level"], "rows": r["rows_out"]} for r in linked["results"]]
+    with db.connect_conn_id(params["postgres_conn_id"]) as conn:
+        history.record_published(conn, params["schema"], levels, plan[0]["source"]["identity"], run_id)
+    return assets.published_uris(params["postgres_conn_id"], params["schema"], [r["level"] for r in levels])
+
+
+def record_report(plan: list[dict], summary: dict, run_id: str) -> Path:
+    """Write the run's `load_runs` row and its benchmark chart PNG (beside the JSON report)."""
+    from . import charts  # matplotlib: only the report task needs it
+
+    params = plan[0]["params"]
+    with db.connect_conn_id(params["postgres_conn_id"]) as conn:
+        history.record_run(conn, params["schema"], run_id, "published", plan[0]["source"]["identity"], summary)
+    png = charts.summary_chart(summary)
+    report_dir = Settings.from_env().report_dir
+    report_dir.mkdir(parents=True, exist_ok=True)
+    out = report_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', run_id)}.png"
+    for path in (out, report_dir / "latest.png"):
+        path.write_bytes(png)
+    log.info("benchmark chart: %s", out)
+    return out
