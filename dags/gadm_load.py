@@ -56,6 +56,11 @@ DEFAULT_ARGS = {
     "max_retry_delay": dt.timedelta(minutes=5),
 }
 
+# Per-level preprocess/load are the memory-heavy tasks: on the stack they share the pool the
+# memory rule sizes (docs/stack.md). Unset, they use the default pool and queue.
+HEAVY = {"pool": os.environ.get("GADM_HEAVY_POOL") or "default_pool",
+         **({"queue": q} if (q := os.environ.get("GADM_HEAVY_QUEUE")) else {})}
+
 PARAMS = {
     "source": Param(None, type=["null", "string"], minLength=1, maxLength=2000, title="Source",
                     description="GADM file, folder, .zip or http(s) URL (a local path must lie in "
@@ -111,13 +116,13 @@ def gadm_load():
 
     @task_group(group_id="level")
     def level(item: dict):
-        @task(map_index_template="{{ level_label }}", multiple_outputs=False)
+        @task(map_index_template="{{ level_label }}", multiple_outputs=False, **HEAVY)
         def preprocess(item: dict) -> dict:
             ctx = get_current_context()
             ctx["level_label"] = f"ADM_{item['spec']['level']}"
             return pipeline.preprocess_level(item, ctx["run_id"])
 
-        @task(map_index_template="{{ level_label }}", multiple_outputs=False)
+        @task(map_index_template="{{ level_label }}", multiple_outputs=False, **HEAVY)
         def load(pre: dict, item: dict) -> dict:
             get_current_context()["level_label"] = f"ADM_{item['spec']['level']}"
             return pipeline.load_level(pre, item)
