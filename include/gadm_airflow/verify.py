@@ -25,8 +25,12 @@ _SEP = "\x1f"
 _NULL = "\\N"
 
 
+MODULUS = 2**63
+
+
 class RowChecksum:
-    """Sum of the first 60 bits of md5(row text) over rows: order-independent."""
+    """Sum of the first 60 bits of md5(row text) over rows, modulo 2**63: order-independent
+    and within a signed 64-bit int, which XComs between task processes require."""
 
     def __init__(self) -> None:
         self.value = 0
@@ -34,14 +38,14 @@ class RowChecksum:
     def add(self, rows) -> None:
         for row in rows:
             text = _SEP.join(_NULL if v is None else str(v) for v in row)
-            self.value += int(hashlib.md5(text.encode()).hexdigest()[:15], 16)
+            self.value = (self.value + int(hashlib.md5(text.encode()).hexdigest()[:15], 16)) % MODULUS
 
 
 def checksum_sql(t: sql.Composable, names: list[str]) -> sql.Composed:
     parts = sql.SQL(", ").join(
         sql.SQL("coalesce({}::text, {})").format(sql.Identifier(n), sql.Literal(_NULL)) for n in names)
-    return sql.SQL("SELECT coalesce(sum(('x' || substr(md5(concat_ws({sep}, {parts})), 1, 15))::bit(60)::bigint), 0)"
-                   " FROM {t}").format(sep=sql.Literal(_SEP), parts=parts, t=t)
+    return sql.SQL("SELECT coalesce(sum(('x' || substr(md5(concat_ws({sep}, {parts})), 1, 15))::bit(60)::bigint)"
+                   " % {m}, 0) FROM {t}").format(sep=sql.Literal(_SEP), parts=parts, m=sql.Literal(MODULUS), t=t)
 
 
 def verify_level(cur: psycopg.Cursor, staging: str, expected: dict, orphans: int) -> dict:
