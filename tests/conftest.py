@@ -35,14 +35,13 @@ def db(dsn):
         yield conn
 
 
-def sample(layout: str, scale: float, seed: int = 7, **options) -> Path:
+def sample(layout: str, scale: float, seed: int = 7) -> Path:
     """A generated GADM-shaped sample, cached under data/test/ across test runs."""
     from gadm_airflow.synth import generate
 
-    folder = TEST_DATA / f"{layout}-{scale}-{seed}" + ("-" + "-".join(f"{k}{v}" for k, v in sorted(options.items())) if options else "")
-    stats = folder / "stats.json"
-    if not stats.exists():
-        generate(folder, scale=scale, seed=seed, layout=layout, **options)
+    folder = TEST_DATA / f"{layout}-{scale}-{seed}"
+    if not (folder / "stats.json").exists():
+        generate(folder, scale=scale, seed=seed, layout=layout)
     return folder
 
 
@@ -59,17 +58,24 @@ def gadm_dag():
     return bag.get_dag("gadm_load")
 
 
-def run_dag(dag, conf: dict) -> tuple[str, dict]:
+def run_dag(dag, conf: dict, with_states: bool = False):
     """Run `dag` in-process with `dag.test()`; return the run state and its XComs by task.
 
     XComs: {task_id: value} for unmapped tasks, {task_id: {map_index: value}} for mapped ones.
+    With `with_states`, also {task_id: {state, ...}} and {task_id: max try_number}.
     """
+    from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     run = dag.test(run_conf=conf)
     values: dict = {}
+    states: dict = {}
+    tries: dict = {}
     with create_session() as session:
+        for ti in session.query(TaskInstance).filter_by(dag_id=dag.dag_id, run_id=run.run_id):
+            states.setdefault(ti.task_id, set()).add(str(ti.state))
+            tries[ti.task_id] = max(tries.get(ti.task_id, 0), ti.try_number or 0)
         rows = session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=dag.dag_id, key="return_value"))
         for row in rows:
             value = XComModel.deserialize_value(row)
@@ -77,4 +83,16 @@ def run_dag(dag, conf: dict) -> tuple[str, dict]:
                 values.setdefault(row.task_id, {})[row.map_index] = value
             else:
                 values[row.task_id] = value
+    if with_states:
+        return str(run.state), values, states, tries
     return str(run.state), values
+
+
+def live_fingerprint(db, schema_name: str) -> list[tuple]:
+    """Per table of a schema: row count and an md5 over every row (ids, attributes, geometry)."""
+    out = []
+    for (name,) in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1", (schema_name,)):
+        t = f'"{schema_name}"."{name}"'
+        out.append((name, *db.execute(
+            f"SELECT count(*), md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))) FROM {t} t").fetchone()))
+    return out

@@ -7,6 +7,7 @@ and from tests or benchmarks.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import re
@@ -80,6 +81,16 @@ def run_dir(run_id: str) -> Path:
     return Settings.from_env().work_dir / "gadm_load" / safe
 
 
+def _remove_idle_run_dirs(mine: Path, ttl: float) -> None:
+    """Drop this run's old intermediates and those of runs idle for longer than `ttl`."""
+    if not mine.parent.exists():
+        return
+    now = time.time()
+    for folder in mine.parent.iterdir():
+        if folder == mine or now - folder.stat().st_mtime > ttl:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @fail_fast
 def resolve_source(params: dict, run_id: str) -> list[dict]:
     """Validate params, find the source, plan one item per level, clear stale staging.
@@ -100,12 +111,10 @@ def resolve_source(params: dict, run_id: str) -> list[dict]:
     log.info("source %s: layout %s, levels %s", resolved.local_path, specs[0].layout,
              ", ".join(f"{s.label} ({s.features} features)" for s in specs))
     with db.connect_conn_id(p["postgres_conn_id"]) as conn:
-        p["staging"] = staging.prepare(conn, p["schema"], run_id)
+        p["staging"] = staging.prepare(conn, p["schema"], run_id, settings.staging_ttl_seconds)
+    p["run_id"] = run_id
     log.info("staging into schema %s; publishing into %s", p["staging"], p["schema"])
-    work = run_dir(run_id)
-    for stale in work.parent.glob("*") if work.parent.exists() else []:
-        if stale != work:
-            shutil.rmtree(stale, ignore_errors=True)
+    _remove_idle_run_dirs(run_dir(run_id), settings.staging_ttl_seconds)
     return [{"spec": s.to_xcom(), "params": p, "source": resolved.to_dict()} for s in specs]
 
 
@@ -114,8 +123,14 @@ def preprocess_level(item: dict, run_id: str) -> dict:
     spec, params = LevelSpec.from_xcom(item["spec"]), item["params"]
     timer = PhaseTimer()
     out = run_dir(run_id) / f"{schema.table_name(spec.level)}.parquet"
-    result = preprocess.run(spec, out, engine=params["engine"], batch_rows=params["batch_rows"],
-                            log=log, timer=timer)
+    try:
+        result = preprocess.run(spec, out, engine=params["engine"], batch_rows=params["batch_rows"],
+                                log=log, timer=timer)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC or "No space left" in str(exc):
+            raise PermanentError(f"{spec.label}: no space left in the work dir {out.parent} while writing "
+                                 "the intermediate; free space or point GADM_WORK_DIR elsewhere") from exc
+        raise
     xcom = result.to_dict()
     xcom.update(intermediate=str(out), columns=spec.columns, seconds=timer.rounded(),
                 peak_rss_mb=peak_rss_mb(), source_features=spec.features)
@@ -133,6 +148,7 @@ def load_level(pre: dict, item: dict) -> dict:
     timer = PhaseTimer()
     timer.seconds.update(pre["seconds"])
     with db.connect_conn_id(params["postgres_conn_id"]) as conn:
+        staging.touch(conn, params["staging"], params["run_id"])
         loaded = sink.load_level(conn, params["staging"], pre["level"],
                                  pre["columns"], Path(pre["intermediate"]), params["batch_rows"], timer)
     if loaded["rows_loaded"] != pre["rows_out"]:
@@ -161,6 +177,7 @@ def link_levels(plan: list[dict], results: list[dict | None]) -> dict:
     params = plan[0]["params"]
     start = time.perf_counter()
     with db.connect_conn_id(params["postgres_conn_id"]) as conn:
+        staging.touch(conn, params["staging"], params["run_id"])
         linked = link_mod.link_all(conn, params["staging"], params["schema"], [r["level"] for r in levels])
     return {"levels": linked, "seconds": round(time.perf_counter() - start, 3), "results": levels}
 
@@ -171,6 +188,7 @@ def verify_levels(plan: list[dict], linked: dict) -> dict:
     start = time.perf_counter()
     orphans = {r["level"]: r["orphans"] for r in linked["levels"]}
     with db.connect_conn_id(params["postgres_conn_id"]) as conn:
+        staging.touch(conn, params["staging"], params["run_id"])
         checked = verify_mod.verify_all(conn, params["staging"], linked["results"], orphans)
     return {"levels": checked, "seconds": round(time.perf_counter() - start, 3)}
 

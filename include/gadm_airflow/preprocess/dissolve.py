@@ -29,8 +29,13 @@ def _union(geoms: np.ndarray) -> shapely.Geometry | None:
         return None
     if len(geoms) == 1:
         return geoms[0]
-    merged = shapely.coverage_union_all(geoms)  # fast path: GADM units tile their parent
-    return merged if shapely.is_valid(merged) else shapely.union_all(geoms)
+    try:  # fast path: GADM units tile their parent exactly
+        merged = shapely.coverage_union_all(geoms)
+        if shapely.is_valid(merged):
+            return merged
+    except shapely.errors.GEOSException:
+        pass  # not a clean coverage (e.g. a repaired unit): the general union is exact
+    return shapely.union_all(geoms)
 
 
 def _query(ref: LayerRef, spec: LevelSpec) -> str:
@@ -47,8 +52,9 @@ def read_dissolved(ref: LayerRef, spec: LevelSpec, batch_rows: int,
     pending: list[tuple[pa.Table, np.ndarray, list[int]]] = []  # rows of the unfinished group(s)
     try:
         with pyogrio.open_arrow(ref.path, sql=_query(ref, spec), batch_size=batch_rows,
-                                use_pyarrow=True) as (meta, reader):
+                                use_pyarrow=True, return_fids=True) as (meta, reader):
             geom_col = meta.get("geometry_name") or "geom"
+            fid_col = meta.get("fid_column") or "src_fid"
             for batch in reader:
                 table = pa.Table.from_batches([batch])
                 result.rows_in += table.num_rows
@@ -56,7 +62,7 @@ def read_dissolved(ref: LayerRef, spec: LevelSpec, batch_rows: int,
                 geoms = clean(shapely.from_wkb(table.column(geom_col).combine_chunks()), counts)
                 counts.null_geometries = 0  # counted on the dissolved units instead
                 result.geometry.add(counts)
-                pending.append((table.select(spec.columns), geoms, table.column("src_fid").to_pylist()))
+                pending.append((table.select(spec.columns), geoms, table.column(fid_col).to_pylist()))
                 ready, pending = _split_last_group(pending, gid_col)
                 if ready is not None:
                     yield _dissolve(ready, gid_col, ref)
