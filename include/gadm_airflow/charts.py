@@ -24,6 +24,7 @@ from .report import PHASES
 
 LEVEL_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
 THUMB_PX = (320, 170)
+THUMB_BACKGROUND = "#eef3f7"
 THUMB_STATEMENT_TIMEOUT = "60s"
 
 
@@ -63,7 +64,7 @@ def history_chart(runs: list[dict]) -> bytes:
     if not runs:
         for ax in (ax_t, ax_r):
             ax.text(0.5, 0.5, "no published runs yet", ha="center", va="center", transform=ax.transAxes)
-    x_labels = [r["recorded_at"].strftime("%m-%d %H:%M") for r in runs]
+    x_labels = [r["recorded_at"].strftime("%m-%d %H:%M:%S") for r in runs]
     for level in schema.LEVELS:
         points = [(i, lv) for i, r in enumerate(runs) for lv in r["levels"] if lv["level"] == level]
         if not points:
@@ -113,7 +114,7 @@ def map_thumbnail(conn: psycopg.Connection, target: str, level: int) -> bytes:
                             "WHERE {g} IS NOT NULL) x WHERE s IS NOT NULL AND NOT ST_IsEmpty(s)").format(
             g=geom, t=table(target, name)), (tolerance,))
         geoms = shapely.from_wkb([r[0] for r in cur.fetchall()])
-    fig = Figure(figsize=(THUMB_PX[0] / 100, THUMB_PX[1] / 100))
+    fig = Figure(figsize=(THUMB_PX[0] / 100, THUMB_PX[1] / 100), facecolor=THUMB_BACKGROUND)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.add_collection(PatchCollection(_patches(geoms), facecolor=LEVEL_COLOURS[level], edgecolor="white",
                                       linewidth=0.2, alpha=0.85))
