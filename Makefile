@@ -11,5 +11,8 @@ demo: setup       ## load the bundled sample with `airflow dags test`, print the
 test: setup       ## the whole test suite against the real services
 	bin/test -q
 
+bench: setup      ## benchmark vs ogr2ogr / naive / floor at SCALE (results in bench/results/)
+	.venv/bin/python bench/run.py --scale $(SCALE) $(BENCH_ARGS)
+
 lock:             ## recompile requirements.txt from requirements.in (pins everything)
 	.venv/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header -q
