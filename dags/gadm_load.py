@@ -2,8 +2,8 @@
 ### gadm_load: GADM administrative boundaries into PostGIS
 
 ```
-resolve_source ─► check_source ─► [ per level: preprocess ─► load ] ─► link ─► verify ─► publish ─► report
-                                    (mapped, named ADM_n, depth-first)
+resolve_source ─► check_source ─► [ per level: preprocess ─► load ] ─► link ─► verify ─► publish ─┬► announce
+                                    (mapped, named ADM_n, depth-first)                              └► report
 ```
 
 1. **resolve_source** finds the source (file, folder, .zip or http(s) URL), detects the
@@ -18,10 +18,10 @@ resolve_source ─► check_source ─► [ per level: preprocess ─► load ] 
    writes a GeoParquet intermediate. **load** COPYs it into a staging table and indexes it.
 3. **link** adds `parent_id` foreign keys level by level and reports orphans;
    **verify** reconciles staged rows with the source; **publish** swaps the staged tables
-   into the live schema in one transaction and emits one Asset event per published table
-   (`postgres://host:port/db/schema/adm_N`, through the `gadm_published` alias);
-   **report** returns the benchmark summary, writes it to `<schema>_meta.load_runs` and
-   draws it as a PNG in the report folder.
+   into the live schema in one transaction; **announce** records each table's source identity
+   and emits one Asset event per published table (`postgres://host:port/db/schema/adm_N`,
+   through the `gadm_published` alias); **report** returns the benchmark summary, writes
+   it to `<schema>_meta.load_runs` and draws it as a PNG in the report folder.
 
 Params: `source` (path or URL; default the bundled sample), `levels` (subset of 0..5;
 default all present), `engine` (`geopandas` or `sedonadb`), `schema` (target schema,
@@ -137,13 +137,18 @@ def gadm_load():
     def verify(plan: list, linked: dict) -> dict:
         return pipeline.verify_levels(list(plan), linked)
 
-    @task(multiple_outputs=False, outlets=[PUBLISHED])
+    @task(multiple_outputs=False)
     def publish(plan: list, linked: dict, verified: dict) -> dict:
+        return pipeline.publish_levels(list(plan), linked)
+
+    @task(outlets=[PUBLISHED])
+    def announce(plan: list, linked: dict, published: dict) -> list:
+        """Record each published table's source identity; one Asset event per table."""
         ctx = get_current_context()
-        published = pipeline.publish_levels(list(plan), linked)
-        for uri in pipeline.record_published(list(plan), linked, ctx["run_id"]):
+        uris = pipeline.record_published(list(plan), linked, ctx["run_id"])
+        for uri in uris:
             ctx["outlet_events"][PUBLISHED].add(Asset(uri), extra={"run_id": ctx["run_id"]})
-        return published
+        return uris
 
     @task(multiple_outputs=False)
     def report(plan: list, linked: dict, verified: dict, published: dict) -> dict:
@@ -157,6 +162,7 @@ def gadm_load():
     linked = link(plan, loaded)
     verified = verify(plan, linked)
     published = publish(plan, linked, verified)
+    announce(plan, linked, published)
     report(plan, linked, verified, published)
 
 

@@ -79,7 +79,7 @@ def runs(gadm_dag, source_file, clean_schema):
     return out
 
 
-DOWNSTREAM = ("level.preprocess", "level.load", "link", "verify", "publish", "report")
+DOWNSTREAM = ("level.preprocess", "level.load", "link", "verify", "publish", "announce", "report")
 
 
 def test_first_run_loads_and_publishes(runs):

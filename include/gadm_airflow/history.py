@@ -135,30 +135,27 @@ def record_run(conn: psycopg.Connection, target: str, run_id: str, status: str, 
              Jsonb(summary) if summary else None))
 
 
-def recent_runs(conn: psycopg.Connection, target: str, limit: int = 20) -> list[dict]:
-    """The newest `limit` runs, newest first, as dicts (empty if there is no history yet)."""
+def _read(conn: psycopg.Connection, target: str, query: str, table_name: str, params=()) -> list[dict]:
+    """Rows of `query` on one history table as dicts; [] if `target` has no history yet."""
     meta = meta_schema(target)
     with transaction(conn) as cur:
         if not _has_history(cur, meta):
             return []
-        cur.execute(sql.SQL(
-            "SELECT run_id, recorded_at, status, engine, source, source_identity, levels, total_rows, "
-            "total_seconds FROM {} ORDER BY recorded_at DESC LIMIT %s").format(table(meta, "load_runs")), (limit,))
+        cur.execute(sql.SQL(query).format(table(meta, table_name)), params)
         names = [d.name for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def recent_runs(conn: psycopg.Connection, target: str, limit: int = 20) -> list[dict]:
+    """The newest `limit` runs, newest first."""
+    return _read(conn, target, "SELECT run_id, recorded_at, status, engine, source, source_identity, levels, "
+                 "total_rows, total_seconds FROM {} ORDER BY recorded_at DESC LIMIT %s", "load_runs", (limit,))
 
 
 def published_levels(conn: psycopg.Connection, target: str) -> list[dict]:
     """The live level tables as last published: level, table, run, when, rows, source identity."""
-    meta = meta_schema(target)
-    with transaction(conn) as cur:
-        if not _has_history(cur, meta):
-            return []
-        cur.execute(sql.SQL(
-            "SELECT level, table_name, run_id, published_at, rows, source_identity FROM {} ORDER BY level"
-        ).format(table(meta, "published_levels")))
-        names = [d.name for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
+    return _read(conn, target, "SELECT level, table_name, run_id, published_at, rows, source_identity "
+                 "FROM {} ORDER BY level", "published_levels")
 
 
 def schemas_with_history(conn: psycopg.Connection) -> list[str]:
