@@ -15,7 +15,9 @@ conn = {"conn_type": "postgres", "host": os.environ["GADM_DB_HOST"],
 with open(sys.argv[1], "w") as f:
     json.dump({"gadm_postgis": conn}, f)
 PY
-airflow connections import --overwrite "$conns"
 slots=$("$HERE/pool-slots.sh")
+# Independent of each other: in parallel (each CLI start costs seconds).
+airflow connections import --overwrite "$conns" & conn_pid=$!
 airflow pools set "$GADM_HEAVY_POOL" "$slots" \
   "GADM preprocess/load: floor((available MB - ${GADM_STACK_RESERVE_MB:-2048}) / ${GADM_TASK_PEAK_MB:-1024} MB per task)"
+wait "$conn_pid"
