@@ -131,7 +131,7 @@ def gadm_load():
 
     @task(trigger_rule="none_failed", multiple_outputs=False)
     def link(plan: list, results: list) -> dict:
-        return pipeline.link_levels(list(plan), list(results))
+        return pipeline.link_levels(list(plan), results)
 
     @task(multiple_outputs=False)
     def verify(plan: list, linked: dict) -> dict:

@@ -161,8 +161,11 @@ def load_level(pre: dict, item: dict) -> dict:
 def check_level_results(plan: list[dict], results: list[dict | None]) -> list[dict]:
     """The gate: every planned level must have delivered a load result.
 
-    The trigger rule alone is not trusted (mapped-task trigger-rule bugs in Airflow).
+    The trigger rule alone is not trusted (mapped-task trigger-rule bugs in Airflow), nor
+    the shape: with a single mapped instance Airflow may hand over the bare dict.
     """
+    if isinstance(results, dict):
+        results = [results]
     got = {r["level"]: r for r in (results or []) if r}
     planned = [item["spec"]["level"] for item in plan]
     missing = sorted(set(planned) - set(got))

@@ -64,14 +64,14 @@ def _allowed_local_path(raw: str, settings: Settings) -> Path:
     if not path.is_absolute():
         path = settings.data_dir / path
     real = path.resolve()
-    if not real.exists():
-        raise SourceError(f"source {raw!r}: no such file or directory ({real})")
     if not any(real == root or root in real.parents for root in settings.allowed_roots):
         roots = ", ".join(str(r) for r in settings.allowed_roots)
         raise SourceError(
             f"source {raw!r} resolves to {real}, outside the allowed roots ({roots}); "
             "set GADM_ALLOWED_ROOTS to allow it"
         )
+    if not real.exists():
+        raise SourceError(f"source {raw!r}: no such file or directory ({real})")
     return real
 
 
