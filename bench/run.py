@@ -36,10 +36,14 @@ import report  # noqa: E402  (bench/report.py: tables and charts)
 APP = "gadm-bench"
 PATHS = ["dag-geopandas", "dag-sedonadb", "ogr2ogr", "ogr2ogr-bare", "ogr2ogr-lz4", "naive",
          "floor-read", "floor-copy"]
-SCHEMAS = {"dag-geopandas": "bench_dag", "dag-sedonadb": "bench_dag", "ogr2ogr": "bench_ogr",
-           "ogr2ogr-bare": "bench_ogr_bare", "ogr2ogr-lz4": "bench_ogr_lz4", "naive": "bench_naive",
-           "floor-copy": "bench_floor"}
+# Target schema of each path that writes tables, after the --prefix (default "bench").
+SCHEMAS = {"dag-geopandas": "dag", "dag-sedonadb": "dag", "ogr2ogr": "ogr", "ogr2ogr-bare": "ogr_bare",
+           "ogr2ogr-lz4": "ogr_lz4", "naive": "naive", "floor-copy": "floor"}
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
+
+
+def schema_of(path: str, prefix: str) -> str:
+    return f"{prefix}_{SCHEMAS.get(path, 'none')}"
 
 
 def _secrets() -> dict[str, str]:
@@ -168,21 +172,22 @@ def ogr_link_sql(schema_name: str, names: list[str]) -> str:
     return "\n".join(out)
 
 
-def command(path: str, gpkg: Path, names: list[str], work: Path, env: dict) -> tuple[list[str], dict]:
+def command(path: str, gpkg: Path, names: list[str], work: Path, env: dict,
+            prefix: str) -> tuple[list[str], dict]:
     """argv and environment of one run of `path`."""
     env = dict(env)
     if path.startswith("dag-"):
-        conf = {"source": str(gpkg), "schema": SCHEMAS[path], "engine": path[4:], "force": True}
+        conf = {"source": str(gpkg), "schema": schema_of(path, prefix), "engine": path[4:], "force": True}
         return [str(ROOT / "bin" / "airflow"), "dags", "test", "gadm_load", "-c", json.dumps(conf)], env
     if path.startswith("ogr2ogr"):
         if path == "ogr2ogr-lz4":
             env["PGOPTIONS"] = "-c default_toast_compression=lz4"
-        script = _ogr_script(gpkg, names, SCHEMAS[path], makevalid=path != "ogr2ogr-bare",
+        script = _ogr_script(gpkg, names, schema_of(path, prefix), makevalid=path != "ogr2ogr-bare",
                              link=path != "ogr2ogr-bare")
         return ["bash", "-c", script], env
     worker = {"naive": "naive", "floor-read": "floor-read", "floor-copy": "floor-copy"}[path]
     return [PYTHON, str(ROOT / "bench" / "run.py"), "--worker", worker, "--source", str(gpkg),
-            "--work", str(work), "--schema", SCHEMAS.get(path, "")], env
+            "--work", str(work), "--schema", schema_of(path, prefix)], env
 
 
 def drop_schema(name: str) -> None:
@@ -282,20 +287,21 @@ def prepare_dump(work: Path, schema_name: str) -> None:
                     dst.write(chunk)
             meta[name] = {"schema": schema_name, "columns": cols, "gid": "gid_" + name.split("_")[1]}
     # The floor's tables are created LIKE these: keep a copy that later DAG runs do not replace.
+    ddl = f"{schema_name}_ddl"
     with psycopg.connect(dsn(), autocommit=True) as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS bench_floor_ddl")
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(ddl)))
         for name in meta:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS bench_floor_ddl.{}").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("CREATE TABLE bench_floor_ddl.{} (LIKE {}.{} INCLUDING STORAGE)").format(
-                sql.Identifier(name), sql.Identifier(schema_name), sql.Identifier(name)))
-            meta[name]["schema"] = "bench_floor_ddl"
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(sql.Identifier(ddl), sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE TABLE {}.{} (LIKE {}.{} INCLUDING STORAGE)").format(
+                sql.Identifier(ddl), sql.Identifier(name), sql.Identifier(schema_name), sql.Identifier(name)))
+            meta[name]["schema"] = ddl
     (out / "tables.json").write_text(json.dumps(meta, indent=1))
 
 
 # --- the run --------------------------------------------------------------------------
 
 def run(scale: float, seed: int, repeats: int, paths: list[str], cache: Path, results: Path,
-        once: set[str]) -> dict:
+        once: set[str], prefix: str = "bench") -> dict:
     gpkg = sample(scale, seed, cache)
     work = gpkg.parent
     stats = json.loads((work / "stats.json").read_text())
@@ -309,7 +315,8 @@ def run(scale: float, seed: int, repeats: int, paths: list[str], cache: Path, re
         p.startswith("dag-") for p in paths[:paths.index("floor-copy")])
     if not dag_before_floor and not (work / "dump" / "tables.json").exists():
         print("[bench] preparing the floor's binary dump with one dag-geopandas run", flush=True)
-        argv, env = command("dag-geopandas", gpkg, names, work, base_env(cache / "reports" / "prepare", cache))
+        argv, env = command("dag-geopandas", gpkg, names, work, base_env(cache / "reports" / "prepare", cache),
+                            prefix)
         measure(argv, env, logs / "prepare.log")
         dag_phases(cache / "reports" / "prepare", logs / "prepare.log")
     for rep in range(repeats):
@@ -317,18 +324,18 @@ def run(scale: float, seed: int, repeats: int, paths: list[str], cache: Path, re
             if path in once and runs[path]:
                 continue
             if path in SCHEMAS and not path.startswith("dag-"):
-                drop_schema(SCHEMAS[path])
+                drop_schema(schema_of(path, prefix))
             report_dir = cache / "reports" / f"{path}-{scale}"
             (report_dir / "latest.json").unlink(missing_ok=True)
             if path == "floor-copy":  # its input: the final tables of this sample, dumped once
-                prepare_dump(work, SCHEMAS["dag-geopandas"])
-            argv, env = command(path, gpkg, names, work, base_env(report_dir, cache))
+                prepare_dump(work, schema_of("dag-geopandas", prefix))
+            argv, env = command(path, gpkg, names, work, base_env(report_dir, cache), prefix)
             log = logs / f"{path}-{scale}-{rep}.log"
             result = measure(argv, env, log)
             if path.startswith("dag-"):
                 result.update(dag_phases(report_dir, log))
             if path in SCHEMAS:
-                result["disk_mb"] = round(schema_bytes(SCHEMAS[path]) / 1e6, 1)
+                result["disk_mb"] = round(schema_bytes(schema_of(path, prefix)) / 1e6, 1)
             runs[path].append(result)
             print(f"[bench] scale {scale} rep {rep + 1}/{repeats} {path}: {result['wall_s']:.2f} s wall, "
                   f"{result['cpu_s']:.1f} s CPU, {result['peak_rss_mb']:.0f} MB", flush=True)
@@ -364,6 +371,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--once", default="", help="paths to run only in the first round (e.g. naive at scale 1)")
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "cache")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--prefix", default="bench", help="prefix of the schemas written (bench_dag, ...)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -380,7 +388,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"--paths: unknown {unknown}; choose from {PATHS}")
     summary = run(args.scale, args.seed, args.repeats, paths, args.cache, args.results,
-                  {p for p in args.once.split(",") if p})
+                  {p for p in args.once.split(",") if p}, args.prefix)
     print((args.results / f"scale-{summary['scale']}.md").read_text())
 
 
