@@ -83,7 +83,7 @@ def check_contract(db, schema_name: str, levels_file, stats: dict, xcoms: dict, 
         assert any("USING gist (geom)" in i for i in indexes)
         assert any(f"UNIQUE INDEX adm_{level}_gid_{level}_idx" in i for i in indexes)
         assert any("PRIMARY" in i or "_pkey" in i for i in indexes)
-    staged = xcoms["resolve_source"][0]["params"]["staging"]
+    staged = xcoms["check_source"][0]["params"]["staging"]
     assert db.execute("SELECT to_regnamespace(%s)", (staged,)).fetchone()[0] is None, "staging left behind"
     report = xcoms["report"]
     assert REPORT_KEYS <= set(report)

@@ -93,7 +93,7 @@ def _remove_idle_run_dirs(mine: Path, ttl: float) -> None:
 
 @fail_fast
 def resolve_source(params: dict, run_id: str) -> list[dict]:
-    """Validate params, find the source, plan one item per level, clear stale staging.
+    """Validate params, find the source, plan one item per level (no database writes).
 
     Each item carries its level's spec plus the run's params and source identity, so
     the mapped tasks and the gate after them need no other XCom.
@@ -110,12 +110,17 @@ def resolve_source(params: dict, run_id: str) -> list[dict]:
         log.warning("levels %s are not in the source: skipped", missing)
     log.info("source %s: layout %s, levels %s", resolved.local_path, specs[0].layout,
              ", ".join(f"{s.label} ({s.features} features)" for s in specs))
-    with db.connect_conn_id(p["postgres_conn_id"]) as conn:
-        p["staging"] = staging.prepare(conn, p["schema"], run_id, settings.staging_ttl_seconds)
     p["run_id"] = run_id
-    log.info("staging into schema %s; publishing into %s", p["staging"], p["schema"])
-    _remove_idle_run_dirs(run_dir(run_id), settings.staging_ttl_seconds)
     return [{"spec": s.to_xcom(), "params": p, "source": resolved.to_dict()} for s in specs]
+
+
+def _with_staging(conn, plan: list[dict], run_id: str) -> list[dict]:
+    settings = Settings.from_env()
+    params = plan[0]["params"]
+    name = staging.prepare(conn, params["schema"], run_id, settings.staging_ttl_seconds)
+    log.info("staging into schema %s; publishing into %s", name, params["schema"])
+    _remove_idle_run_dirs(run_dir(run_id), settings.staging_ttl_seconds)
+    return [{**item, "params": {**item["params"], "staging": name}} for item in plan]
 
 
 @fail_fast
@@ -222,19 +227,20 @@ def check_source(plan: list[dict], force: bool, run_id: str) -> list[dict]:
     """The plan to go on with, or [] when the live tables already hold this very source.
 
     Compares the resolved source identity with the one each planned level was last
-    published from (`history`); an unchanged run is recorded in `load_runs`.
+    published from (`history`); an unchanged run is recorded in `load_runs`. A run that
+    goes on gets its staging schema here (and idle leftovers of other runs are removed).
     """
     params, resolved = plan[0]["params"], plan[0]["source"]
     levels = [item["spec"]["level"] for item in plan]
     with db.connect_conn_id(params["postgres_conn_id"]) as conn:
         since = history.unchanged_since(conn, params["schema"], levels, resolved["identity"])
-        if since is None:
-            log.info("source %s differs from what %s holds (or was never published): loading",
-                     resolved["source"], params["schema"])
-            return plan
-        if force:
-            log.info("source unchanged since %s, but force=True: reloading", since.isoformat())
-            return plan
+        if since is None or force:
+            if since is None:
+                log.info("source %s differs from what %s holds (or was never published): loading",
+                         resolved["source"], params["schema"])
+            else:
+                log.info("source unchanged since %s, but force=True: reloading", since.isoformat())
+            return _with_staging(conn, plan, run_id)
         history.record_run(conn, params["schema"], run_id, "unchanged", resolved["identity"],
                            engine=params["engine"], source=resolved["source"])
     log.info("source %s unchanged since %s, nothing to do (levels %s of schema %s; set force to reload)",
