@@ -8,6 +8,8 @@ idempotent reruns, benchmark XComs.
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pyogrio
 import pytest
@@ -183,3 +185,37 @@ def test_orphans_are_reported_and_left_unlinked(gadm_dag, db, levels_sample, tmp
     assert nulls == len(children)
     total = db.execute("SELECT count(*) FROM e2e_orphans.adm_2").fetchone()[0]
     assert total == sample_stats(levels_sample)["levels"]["2"]["features"]  # orphans are kept
+
+
+def test_per_country_shapefile_zips(gadm_dag, db, levels_sample):
+    """GADM's per-country shapefile zips (gadm41_XXX_shp.zip holding gadm41_XXX_N.shp)."""
+    import zipfile
+
+    from conftest import TEST_DATA
+
+    countries = sample("country", SCALE)
+    out = TEST_DATA / f"country-shp-{SCALE}"
+    if not out.exists():
+        tmp = out.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for gpkg in sorted(countries.glob("gadm41_*.gpkg")):
+            iso = gpkg.stem.split("_")[1]
+            shp_dir = tmp / iso
+            shp_dir.mkdir()
+            for layer, _ in pyogrio.list_layers(gpkg):
+                level = layer[-1]
+                frame = pyogrio.read_dataframe(gpkg, layer=layer)
+                pyogrio.write_dataframe(frame, shp_dir / f"gadm41_{iso}_{level}.shp", encoding="UTF-8")
+            with zipfile.ZipFile(tmp / f"gadm41_{iso}_shp.zip", "w") as zf:
+                for f in sorted(shp_dir.iterdir()):
+                    zf.write(f, f.name)
+            shutil.rmtree(shp_dir)
+        tmp.rename(out)
+    state, xcoms = run_dag(gadm_dag, {"source": str(out), "schema": "e2e_shp", "force": True})
+    assert state == "success"
+    levels_path = levels_sample / schema.LEVELS_FILE
+    for level in schema.LEVELS:
+        expected = source_rows(levels_path, schema.levels_layer(level))
+        got = db_rows(db, "e2e_shp", level, list(schema.level_columns(level)))
+        assert got == expected, f"shapefile adm_{level}: attributes differ from the levels file"
