@@ -108,7 +108,7 @@ def gadm_load():
         ctx = get_current_context()
         return pipeline.resolve_source(dict(ctx["params"]), ctx["run_id"])
 
-    @task.short_circuit(retries=0)
+    @task.short_circuit()  # idempotent: retried like the rest
     def check_source(plan: list) -> list:
         """An empty plan (source unchanged, no force) skips every later task."""
         ctx = get_current_context()

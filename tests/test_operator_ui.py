@@ -31,6 +31,7 @@ import requests
 from psycopg import sql
 
 from conftest import ROOT, _secrets, sample
+from test_refresh import drop_schemas
 from gadm_airflow import history, schema
 
 PORT = 8091
@@ -156,13 +157,14 @@ def last_run(gadm_dag, dsn):
     from conftest import run_dag
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for name in (SCHEMA, history.meta_schema(SCHEMA)):
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-    conf = {"source": str(sample("levels", 0.002, seed=5) / schema.LEVELS_FILE), "schema": SCHEMA}
-    for extra in ({}, {}, {"force": True}):
-        state, xcoms = run_dag(gadm_dag, {**conf, **extra})
-        assert state == "success"
-    return xcoms["report"]
+        drop_schemas(conn, SCHEMA)
+        conf = {"source": str(sample("levels", 0.002, seed=5) / schema.LEVELS_FILE), "schema": SCHEMA,
+                "levels": None, "force": False}  # explicit: in-process runs keep earlier confs as defaults
+        for extra in ({}, {}, {"force": True}):
+            state, xcoms = run_dag(gadm_dag, {**conf, **extra})
+            assert state == "success"
+        yield xcoms["report"]
+        drop_schemas(conn, SCHEMA)
 
 
 def test_plugin_page_needs_a_login(api_server):

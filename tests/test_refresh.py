@@ -36,6 +36,15 @@ def run(dag, conf: dict):
     return str(dag_run.state), dag_run.run_id, states, report
 
 
+def drop_schemas(conn, target: str) -> None:
+    """Drop `target`, its history and every staging schema of its runs."""
+    names = [r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s) "
+                                        "OR starts_with(nspname, %s)",
+                                        ([target, history.meta_schema(target)], f"{target}_stg_"))]
+    for name in names:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
 def asset_events(run_id: str) -> list[tuple[str, dict]]:
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
@@ -59,19 +68,18 @@ def source_file():
 def clean_schema(dsn):
     import psycopg
 
-    def drop():
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            for name in (SCHEMA, history.meta_schema(SCHEMA)):
-                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-    drop()
-    yield
-    drop()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        drop_schemas(conn, SCHEMA)
+        yield
+        drop_schemas(conn, SCHEMA)
 
 
 @pytest.fixture(scope="module")
 def runs(gadm_dag, source_file, clean_schema):
     """first load; same source again; same again with force; changed content at the same path."""
-    conf = {"source": str(source_file), "schema": SCHEMA, "levels": [0, 1, 2]}
+    # every param the check depends on is explicit: in-process runs of one DAG object keep the
+    # previous run's conf values as param defaults (Airflow's process_params updates them in place)
+    conf = {"source": str(source_file), "schema": SCHEMA, "levels": [0, 1, 2], "force": False}
     out = {"first": run(gadm_dag, conf), "unchanged": run(gadm_dag, conf),
            "forced": run(gadm_dag, {**conf, "force": True})}
     shutil.copyfile(sample("levels", SCALE, seed=2) / schema.LEVELS_FILE, source_file)
