@@ -74,12 +74,13 @@ def build_country(job: CountryJob) -> CountryResult:
     geoms = {0: np.array([shapely.from_wkb(job.wkb)], dtype=object)}
     parent: dict[int, np.ndarray] = {}
     fields: dict[int, dict[str, list]] = {0: {"GID": [job.gid], "NAME": [job.name]}}
+    linework = None  # boundaries of the current level, each border once
     for k in LEVELS[1:]:
         m = np.asarray(job.children[k - 1], dtype=np.int64)
         if m.size == 0 or m.sum() == 0:
             break
-        kids = partition(geoms[k - 1], m, rng,
-                         vertices_per_edge=VERTICES_PER_EDGE[k])
+        kids, linework = partition(geoms[k - 1], m, rng, linework=linework,
+                                   vertices_per_edge=VERTICES_PER_EDGE[k])
         par = np.repeat(np.arange(m.size), m)
         name, local, variant = namer.names(len(kids))
         order = np.lexsort((np.array(name, dtype=object).astype(str), par))

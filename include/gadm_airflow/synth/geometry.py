@@ -54,12 +54,16 @@ def blob(rng: np.random.Generator, cx: float, cy: float, radius: float,
     return shapely.polygons(ring)
 
 
-def sample_points(parents: np.ndarray, m: np.ndarray,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """`m[j]` uniform random points inside each (prepared) parent j.
+def sample_points(parents: np.ndarray, m: np.ndarray, rng: np.random.Generator,
+                  clear: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`m[j]` uniform random points inside each (prepared) parent j, at
+    least `clear[j]` from its boundary where possible.
 
     Returns (xy, parent index), grouped by parent in order.
     """
+    if clear is not None:
+        edges = shapely.boundary(parents)
+        shapely.prepare(edges)
     b = shapely.bounds(parents)
     w = b[:, 2] - b[:, 0]
     h = b[:, 3] - b[:, 1]
@@ -75,6 +79,11 @@ def sample_points(parents: np.ndarray, m: np.ndarray,
         x = b[pid, 0] + rng.random(pid.size) * w[pid]
         y = b[pid, 1] + rng.random(pid.size) * h[pid]
         ok = shapely.contains_xy(parents[pid], x, y)
+        if clear is not None and _ < 20:  # give up the margin if it never fits
+            cand = np.flatnonzero(ok)
+            near = shapely.dwithin(edges[pid[cand]], shapely.points(x[cand], y[cand]),
+                                   clear[pid[cand]])
+            ok[cand[near]] = False
         got_pid.append(pid[ok])
         got_xy.append(np.column_stack([x[ok], y[ok]]))
         have += np.bincount(pid[ok], minlength=len(parents))
@@ -92,7 +101,7 @@ def sample_points(parents: np.ndarray, m: np.ndarray,
 
 def _snap_to_vertices(pts: np.ndarray, pid: np.ndarray, bxy: np.ndarray,
                       bpid: np.ndarray, bseg: np.ndarray) -> np.ndarray:
-    """Nearest boundary vertex (of the same parent) for each point in `pts`.
+    """Index (into `bxy`) of the nearest boundary vertex of the same parent.
 
     `bxy`/`bpid` are the boundary vertices and their parent; `bseg[j]` is the
     longest boundary segment of parent j, an upper bound on the distance from
@@ -122,7 +131,32 @@ def _snap_to_vertices(pts: np.ndarray, pid: np.ndarray, bxy: np.ndarray,
     is_best = dist == best[q]
     idx = np.flatnonzero(is_best)
     first = np.unique(q[idx], return_index=True)[1]
-    return bxy[cand[idx[first]]]
+    return cand[idx[first]]
+
+
+def _split_face(face, rng: np.random.Generator):
+    """Cut `face` in two along a chord between two of its outer vertices that
+    runs inside it (no new vertices anywhere). Returns (pieces, chord)."""
+    ring = shapely.get_coordinates(shapely.get_exterior_ring(face))[:-1]
+    n = len(ring)
+    pairs = [(int(np.argmin(ring[:, 0])), int(np.argmax(ring[:, 0]))),
+             (int(np.argmin(ring[:, 1])), int(np.argmax(ring[:, 1])))]
+    pairs += [tuple(int(v) for v in rng.integers(0, n, 2)) for _ in range(200)]
+    for i, k in pairs:
+        if abs(i - k) < 2 or abs(i - k) > n - 2:
+            continue
+        chord = shapely.linestrings(ring[[i, k]])
+        if shapely.relate_pattern(chord, face, "1FF0FF***") or \
+                shapely.relate_pattern(chord, face, "1FFF0F***"):
+            lines = np.append(shapely.get_parts(shapely.boundary(face)), chord)
+            pieces = shapely.get_parts(shapely.polygonize(shapely.get_parts(
+                shapely.node(shapely.multilinestrings(lines)))))
+            keep = shapely.contains_xy(face, *shapely.get_coordinates(
+                shapely.point_on_surface(pieces)).T)
+            pieces = pieces[keep]
+            if len(pieces) == 2:
+                return pieces, chord
+    raise RuntimeError("partition: could not split a face for a missing child")
 
 
 def _noisy_edges(a: np.ndarray, b: np.ndarray, spacing: np.ndarray,
@@ -157,11 +191,16 @@ def _noisy_edges(a: np.ndarray, b: np.ndarray, spacing: np.ndarray,
 
 
 def partition(parents: np.ndarray, counts: np.ndarray, rng: np.random.Generator,
-              *, vertices_per_edge: float, amp: float = 0.09):
+              *, vertices_per_edge: float, amp: float = 0.09, linework=None):
     """Split parent j into `counts[j]` children that tile it exactly.
 
-    Returns an object array of child geometries (Polygon or MultiPolygon),
-    grouped by parent in order (counts[j] consecutive children for parent j).
+    `linework` holds the boundaries of all `parents` as lines without
+    duplicates (the linework returned for the previous level); by default
+    the parents' own boundaries (right only if they share no border).
+
+    Returns (children, linework): an object array of child geometries
+    (Polygon or MultiPolygon) grouped by parent in order (counts[j]
+    consecutive children for parent j), and the children's linework.
     """
     parents = np.asarray(parents, dtype=object)
     counts = np.asarray(counts, dtype=np.int64)
@@ -171,11 +210,13 @@ def partition(parents: np.ndarray, counts: np.ndarray, rng: np.random.Generator,
     out[first_child[one]] = parents[one]
     multi = np.flatnonzero(counts >= 2)
     if multi.size == 0:
-        return out
+        if linework is None:
+            linework = shapely.get_parts(shapely.boundary(parents))
+        return out, linework
     P = parents[multi]
     m = counts[multi]
     shapely.prepare(P)
-    seeds, spid = sample_points(P, m, rng)
+    seeds, spid = sample_points(P, m, rng, clear=0.1 * np.sqrt(shapely.area(P) / m))
     seed_start = np.cumsum(m) - m
 
     # 1. Voronoi edges of each parent's seeds, clipped to the parent.
@@ -206,55 +247,85 @@ def partition(parents: np.ndarray, counts: np.ndarray, rng: np.random.Generator,
     seg_ok = bpart_idx[1:] == bpart_idx[:-1]
     bseg = np.zeros(len(P))
     np.maximum.at(bseg, bppid[bpart_idx[1:][seg_ok]], seglen[seg_ok])
+    area = shapely.area(P)
+    size = np.sqrt(area / m)  # typical child diameter, per parent
     for end in (a, z):
         k = end[:, 0] + 1j * end[:, 1]
         pos = np.clip(np.searchsorted(vkeys, k), 0, vkeys.size - 1)
-        cross = vkeys[pos] != k
-        if cross.any():
-            end[cross] = _snap_to_vertices(end[cross], sp[cross], bxy, bpid, bseg)
+        cross = np.flatnonzero(vkeys[pos] != k)
+        if cross.size:
+            vi = _snap_to_vertices(end[cross], sp[cross], bxy, bpid, bseg)
+            # Where the boundary is coarse compared to the children (a long
+            # straight stretch), keep the crossing as a new node instead.
+            near = np.hypot(*(bxy[vi] - end[cross]).T) <= 0.25 * size[sp[cross]]
+            end[cross[near]] = bxy[vi[near]]
     keep = (a != z).any(axis=1)
     a, z, sp = a[keep], z[keep], sp[keep]
 
     # 3. Densify and bend; spacing is a fraction of the children's size.
-    area = shapely.area(P)
-    spacing = np.sqrt(area / m) / vertices_per_edge
+    spacing = size / vertices_per_edge
     lines = _noisy_edges(a, z, spacing[sp], amp, rng)
 
-    # 4. Node with the parents' boundaries, polygonize, label, merge.
-    linework = np.concatenate([lines, bparts])
-    noded = shapely.union_all(linework)
-    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
-    rep = shapely.point_on_surface(faces)
-    tree = shapely.STRtree(rep)
-    pj, fi = tree.query(P, predicate="contains")
-    face_parent = np.full(len(faces), -1, dtype=np.int64)
-    face_parent[fi] = pj
-    inside = np.flatnonzero(face_parent >= 0)
-    faces, rep, fpar = faces[inside], rep[inside], face_parent[inside]
-    rxy = shapely.get_coordinates(rep)
+    # 4. Node the edges with the (duplicate-free) linework of the parents'
+    # boundaries and polygonize: shared borders exist once, so neighbours
+    # get the same vertices. Label faces with the nearest seed of their
+    # parent. A parent left with fewer faces than children (bends or snaps
+    # swallowed a cell) gets a chord across its largest face; then again.
+    if linework is None:
+        linework = bparts
+    nchild = len(seeds)
     sx, sy = _shift(spid)
     stree = shapely.STRtree(shapely.points(seeds[:, 0] + sx, seeds[:, 1] + sy))
+    noded = shapely.get_parts(shapely.node(shapely.multilinestrings(
+        np.concatenate([linework, lines]))))
+    faces = shapely.get_parts(shapely.polygonize(noded))
+    rep = shapely.point_on_surface(faces)
+    pj, fi = shapely.STRtree(rep).query(P, predicate="contains")
+    fpar = np.full(len(faces), -1, dtype=np.int64)
+    fpar[fi] = pj
+    inside = np.flatnonzero(fpar >= 0)
+    faces, rep, fpar = faces[inside], rep[inside], fpar[inside]
+    nf = np.bincount(fpar, minlength=len(P))
+    short = np.flatnonzero(nf < m)
+    if short.size:
+        extra_f, extra_p, chords = [], [], []
+        drop = np.zeros(len(faces), dtype=bool)
+        for j in short:
+            mine = list(faces[fpar == j])
+            drop |= fpar == j
+            while len(mine) < m[j]:
+                big = int(np.argmax(shapely.area(mine)))
+                halves, chord = _split_face(mine[big], rng)
+                mine[big:big + 1] = list(halves)
+                chords.append(chord)
+            extra_f += mine
+            extra_p += [j] * len(mine)
+        faces = np.concatenate([faces[~drop], np.array(extra_f, dtype=object)])
+        fpar = np.concatenate([fpar[~drop], np.array(extra_p, dtype=np.int64)])
+        rep = shapely.point_on_surface(faces)
+        noded = np.concatenate([noded, np.array(chords, dtype=object)])
+    rxy = shapely.get_coordinates(rep)
     fx, fy = _shift(fpar)
     qi, si = stree.query_nearest(shapely.points(rxy[:, 0] + fx, rxy[:, 1] + fy))
     _, first = np.unique(qi, return_index=True)
     face_seed = si[first]  # global seed index == child index within `multi`
 
-    # A child whose region got no face (noise pushed a border over its
-    # seed): give it the face that contains its seed.
-    nchild = len(seeds)
+    # A child whose region got no face takes the face containing its seed,
+    # or else any face of its parent whose owner has several.
     nfaces = np.bincount(face_seed, minlength=nchild)
-    empty = np.flatnonzero(nfaces == 0)
-    if empty.size:
-        ftree = shapely.STRtree(faces)
-        si2, fi2 = ftree.query(shapely.points(seeds[empty]), predicate="within")
-        for s, f in zip(empty[si2], fi2):
-            donor = face_seed[f]
-            if nfaces[donor] > 1:
-                face_seed[f] = s
-                nfaces[donor] -= 1
-                nfaces[s] += 1
-        if (nfaces == 0).any():
-            raise RuntimeError("partition left a child without area")
+    for c in np.flatnonzero(nfaces == 0):
+        j = spid[c]
+        cand = np.flatnonzero(fpar == j)
+        hit = cand[shapely.contains_xy(faces[cand], seeds[c, 0], seeds[c, 1])]
+        pool = np.concatenate([hit, cand[np.argsort(-shapely.area(faces[cand]), kind="stable")]])
+        for f in pool:
+            if nfaces[face_seed[f]] > 1:
+                nfaces[face_seed[f]] -= 1
+                face_seed[f] = c
+                nfaces[c] = 1
+                break
+        else:  # cannot happen: the parent has at least as many faces
+            raise RuntimeError(f"partition: child {c} of parent {int(multi[j])} is empty")
 
     order = np.argsort(face_seed, kind="stable")
     fs = face_seed[order]
@@ -264,11 +335,11 @@ def partition(parents: np.ndarray, counts: np.ndarray, rng: np.random.Generator,
     geoms = np.empty(nchild, dtype=object)
     single = gend - gstart == 1
     geoms[single] = fsorted[gstart[single]]
-    for c in np.flatnonzero(~single):
+    for c in np.flatnonzero(gend - gstart > 1):
         geoms[c] = shapely.coverage_union_all(fsorted[gstart[c]:gend[c]])
     child_pos = first_child[multi][spid] + (np.arange(nchild) - seed_start[spid])
     out[child_pos] = geoms
-    return out
+    return out, noded
 
 
 def to_multi(geoms: np.ndarray) -> np.ndarray:

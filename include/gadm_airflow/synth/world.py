@@ -124,7 +124,7 @@ def build_world(n0: int, rng: np.random.Generator) -> World:
     area = shapely.area(conts)
     per = np.ones(n_cont, dtype=np.int64)
     per += rng.multinomial(n_cont_c - n_cont, area / area.sum())
-    cont_countries = partition(conts, per, rng, vertices_per_edge=BORDER_VERTICES)
+    cont_countries, _ = partition(conts, per, rng, vertices_per_edge=BORDER_VERTICES)
     cont_of = np.repeat(np.arange(n_cont), per)
     isl_area = shapely.area(islands) if len(islands) else np.zeros(0)
     big = np.argsort(-isl_area, kind="stable")[: max(n_island_c * 2, 1)]
