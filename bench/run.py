@@ -130,7 +130,7 @@ def base_env(report_dir: Path, cache: Path) -> dict:
     env = dict(os.environ)
     env.update(PGAPPNAME=APP, PGPASSWORD=_secrets()["GADM_DB_PASSWORD"], PYTHONWARNINGS="ignore",
                SCARF_NO_ANALYTICS="true", DO_NOT_TRACK="1", GADM_REPORT_DIR=str(report_dir),
-               PYTHONPATH=str(ROOT / "include"))
+               PYTHONPATH=str(ROOT / "include"), GADM_WORK_DIR=str(cache.resolve() / "work"))
     env["GADM_ALLOWED_ROOTS"] = os.pathsep.join(
         [str(cache.resolve()), str(ROOT / "data"), str(ROOT / "var" / "cache")])
     return env
@@ -331,18 +331,33 @@ def run(scale: float, seed: int, repeats: int, paths: list[str], cache: Path, re
                 prepare_dump(work, schema_of("dag-geopandas", prefix))
             argv, env = command(path, gpkg, names, work, base_env(report_dir, cache), prefix)
             log = logs / f"{path}-{scale}-{rep}.log"
-            result = measure(argv, env, log)
-            if path.startswith("dag-"):
-                result.update(dag_phases(report_dir, log))
+            for attempt in (1, 2):  # the machine is shared: one retry, then the failure stands
+                try:
+                    result = measure(argv, env, log)
+                    if path.startswith("dag-"):
+                        result.update(dag_phases(report_dir, log))
+                    break
+                except RuntimeError as exc:
+                    if attempt == 2:
+                        raise
+                    print(f"[bench] {path} failed, retrying once: {str(exc).splitlines()[0]}", flush=True)
+                    log = log.with_suffix(".retry.log")
             if path in SCHEMAS:
                 result["disk_mb"] = round(schema_bytes(schema_of(path, prefix)) / 1e6, 1)
             runs[path].append(result)
             print(f"[bench] scale {scale} rep {rep + 1}/{repeats} {path}: {result['wall_s']:.2f} s wall, "
                   f"{result['cpu_s']:.1f} s CPU, {result['peak_rss_mb']:.0f} MB", flush=True)
-    summary = {"scale": scale, "seed": seed, "repeats": repeats, "features": features,
+        summary = write_results(scale, seed, rep + 1, features, source_mb, names, runs, results)
+    return summary
+
+
+def write_results(scale, seed, rounds, features, source_mb, names, runs, results: Path) -> dict:
+    """Medians over the rounds so far, as JSON, Markdown and charts (rewritten after every round)."""
+    summary = {"scale": scale, "seed": seed, "repeats": rounds, "features": features,
                "source_mb": round(source_mb, 1), "layers": names, "runs": runs,
                "median": {p: median_of(r, features, source_mb) for p, r in runs.items() if r},
-               "machine": {"cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}}
+               "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1),
+                           "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}}
     results.mkdir(parents=True, exist_ok=True)
     (results / f"scale-{scale}.json").write_text(json.dumps(summary, indent=1))
     report.write_scale(summary, results)

@@ -111,6 +111,13 @@ def normalise_attributes(table: pa.Table) -> tuple[pa.Table, int]:
     return pa.table(arrays, names=table.column_names), converted
 
 
+def _parent_ids(level: int, parent_gids: pa.ChunkedArray) -> pa.Array:
+    """`keys.parent_ids`, hashing each distinct parent GID of the batch once (siblings share it)."""
+    distinct = pc.unique(parent_gids)
+    hashed = pa.array(keys.parent_ids(level, distinct.to_pylist()), pa.int64())
+    return pc.take(hashed, pc.index_in(parent_gids, value_set=distinct)).combine_chunks()
+
+
 class BatchFinisher:
     """Turns cleaned batches into intermediate rows: keys, lower-case names."""
 
@@ -139,8 +146,7 @@ class BatchFinisher:
                 self.name_feature(ref, fid, gid, "no GID; kept with a generated id, no children can link to it")
         columns = {"id": pa.array(self.ids.ids(gids, fids), pa.int64())}
         if level >= 1:
-            parents = attrs.column(schema.gid_column(level - 1)).to_pylist()
-            columns["parent_id"] = pa.array(keys.parent_ids(level, parents), pa.int64())
+            columns["parent_id"] = _parent_ids(level, attrs.column(schema.gid_column(level - 1)))
         for name in attrs.column_names:
             columns[schema.output_column(name)] = attrs.column(name)
         self.checksum.add(zip(*(c.to_pylist() for k, c in columns.items() if k != "parent_id")))
