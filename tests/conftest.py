@@ -6,6 +6,7 @@ Run through `bin/test` (or `make test`), which sets the project environment
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -68,6 +69,9 @@ def run_dag(dag, conf: dict, with_states: bool = False):
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
+    # dag.test() writes each run's conf into the DAG's Param objects in place: run a copy so
+    # one test's params never become the next one's defaults.
+    dag = copy.deepcopy(dag)
     run = dag.test(run_conf=conf)
     values: dict = {}
     states: dict = {}
