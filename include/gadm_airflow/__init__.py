@@ -2,9 +2,13 @@
 
 The pipeline's stages are the module names, in order:
 
-    source -> layout -> preprocess (one module per engine) -> sink -> link
-    -> verify -> publish -> report
+    source (+ download) -> layout -> preprocess (one module per engine)
+    -> intermediate -> sink (+ pgcopy) -> link -> verify -> publish -> report
 
-`synth` generates GADM-shaped sample data; `schema` holds GADM 4.1's shape;
-`settings`, `metrics`, `keys` and `errors` are shared by every stage.
+Around them: `staging` (per-run staging schemas), `history` (load runs and the
+published source identity, in ``<schema>_meta``), `assets` (Airflow Asset URIs
+of the published tables), `derived` (the example derived table), `charts`
+(benchmark and map pictures), `pipeline` (the DAG's task bodies). Shared by
+every stage: `schema` (GADM 4.1's shape), `settings`, `metrics`, `keys`, `db`
+and `errors`. `synth` generates GADM-shaped sample data.
 """
