@@ -8,6 +8,7 @@ killed with SIGKILL in the middle of a COPY, and a source that does not exist.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -111,6 +112,20 @@ def drop_schemas(db, *names: str) -> None:
             db.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(nsp)))
 
 
+def process_tree(root: int) -> set[int]:
+    """`root` and all its descendants."""
+    ps = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=True)
+    children: dict[int, list[int]] = {}
+    for pid, ppid in (map(int, line.split()) for line in ps.stdout.splitlines()):
+        children.setdefault(ppid, []).append(pid)
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
 def worker_of(ti: dict) -> str:
     """The stack's worker name from a task instance's hostname (`worker1@host`)."""
     match = re.fullmatch(r"(worker\d+)@.+", ti["hostname"] or "")
@@ -189,46 +204,64 @@ def test_bad_source_fails_in_resolve_and_leaves_published_data(stack, published,
     assert live_fingerprint(pg, SCHEMA) == before
 
 
-def _copy_in_progress(pg, staging: str) -> str | None:
-    """The table a COPY of this run is writing into right now, if any."""
+def _copy_in_progress(pg, target: str) -> str | None:
+    """The level table a COPY into the staging of `target` is writing right now, if any."""
     for (query,) in pg.execute("SELECT query FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'COPY %'"):
-        match = re.search(rf'"{re.escape(staging)}"\."(adm_\d)"', query)
+        match = re.search(rf'"{re.escape(target)}[^"]*"\."(adm_\d)"', query)
         if match:
             return match.group(1)
     return None
 
 
-def test_sigkill_of_a_worker_during_a_copy_is_retried_to_one_complete_copy(stack, published, pg):
+def signal_all(pids: set[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def test_sigkill_of_a_worker_during_a_copy_is_retried_to_one_complete_copy(stack, pg):
     folder = sample("levels", 0.01, seed=8)
     stats = sample_stats(folder)
+    leaders = {w: int((STACK / "run" / f"{w}.pid").read_text().split()[0]) for w in WORKERS}
     run = stack.trigger({"source": str(folder / schema.LEVELS_FILE), "schema": KILL_SCHEMA})
     deadline = time.monotonic() + RUN_TIMEOUT
-    staging = victim = None
+    victim, polls = None, 0
     while victim is None:
-        assert time.monotonic() < deadline and stack.state(run) not in ("success", "failed"), \
-            "no load task was caught copying"
-        if staging is None:
-            resolved = [ti for ti in stack.task_instances(run) if ti["task_id"] == "resolve_source"]
-            if resolved and resolved[0]["state"] == "success":
-                staging = stack.xcom(run, "resolve_source")[0]["params"]["staging"]
-            continue
-        table = _copy_in_progress(pg, staging)
+        table = _copy_in_progress(pg, KILL_SCHEMA)
         if table is None:
-            time.sleep(0.1)
+            polls += 1
+            if polls % 40 == 0:
+                assert time.monotonic() < deadline and stack.state(run) not in ("success", "failed"), \
+                    "no load task was caught copying"
+            time.sleep(0.05)
             continue
-        loads = [ti for ti in stack.task_instances(run) if ti["task_id"] == "level.load"
-                 and ti["state"] == "running" and ti["rendered_map_index"] == f"ADM_{table[-1]}"]
-        victim = loads[0] if loads else None
+        # Freeze both workers so the COPY cannot finish while we find whose it is.
+        trees = {w: process_tree(leader) for w, leader in leaders.items()}
+        for tree in trees.values():
+            signal_all(tree, signal.SIGSTOP)
+        if _copy_in_progress(pg, KILL_SCHEMA) == table:
+            # Levels are mapped in order: map index n loads ADM_n (checked on the XCom below).
+            loads = [ti for ti in stack.task_instances(run) if ti["task_id"] == "level.load"
+                     and ti["state"] == "running" and ti["map_index"] == int(table[-1])]
+            victim = loads[0] if loads else None
+        if victim is None:
+            for tree in trees.values():
+                signal_all(tree, signal.SIGCONT)
     worker = worker_of(victim)
-    leader = int((STACK / "run" / f"{worker}.pid").read_text().split()[0])
-    assert os.getpgid(victim["pid"]) == leader, "the task process is not in its worker's process group"
-    os.killpg(leader, signal.SIGKILL)
+    assert victim["pid"] in trees[worker], f"task process {victim['pid']} is not under {worker}"
+    # The whole worker dies at once: its process group and the task processes, which Airflow
+    # puts in process groups of their own. The other worker carries on.
+    os.killpg(leaders[worker], signal.SIGKILL)
+    signal_all(trees[worker], signal.SIGKILL)
+    for other in WORKERS - {worker}:
+        signal_all(trees[other], signal.SIGCONT)
 
     assert stack.wait(run) == "success"
     tis = stack.task_instances(run)
     retried = next(ti for ti in tis if ti["task_id"] == "level.load" and ti["map_index"] == victim["map_index"])
     assert retried["try_number"] > victim["try_number"], "the killed load was not retried"
     assert worker_of(retried) != worker, "the retry ran on the dead worker"
+    assert stack.xcom(run, "level.load", retried["map_index"])["layer"] == f"ADM_{table[-1]}"
     for level in schema.LEVELS:
         t = sql.Identifier(KILL_SCHEMA, schema.table_name(level))
         gid = sql.Identifier(schema.output_column(schema.gid_column(level)))
