@@ -14,5 +14,11 @@ test: setup       ## the whole test suite against the real services
 bench: setup      ## benchmark vs ogr2ogr / naive / floor at SCALE (results in bench/results/)
 	.venv/bin/python bench/run.py --scale $(SCALE) $(BENCH_ARGS)
 
+stack-up: setup   ## CeleryExecutor stack: api-server, scheduler, dag-processor, triggerer, 2 workers, Flower (docs/stack.md)
+	bin/stack up
+
+stack-down:       ## stop what stack-up started
+	bin/stack down
+
 lock:             ## recompile requirements.txt from requirements.in (pins everything)
 	.venv/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header -q

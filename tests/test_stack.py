@@ -133,6 +133,32 @@ def worker_of(ti: dict) -> str:
     return match.group(1)
 
 
+@pytest.mark.parametrize("env, slots", [
+    ({"GADM_MEM_AVAILABLE_MB": "22000", "GADM_STACK_RESERVE_MB": "2048", "GADM_TASK_PEAK_MB": "1024"}, 19),
+    ({"GADM_MEM_AVAILABLE_MB": "3000", "GADM_STACK_RESERVE_MB": "2048", "GADM_TASK_PEAK_MB": "1024"}, 1),
+    ({"GADM_MEM_AVAILABLE_MB": "1000", "GADM_STACK_RESERVE_MB": "2048", "GADM_TASK_PEAK_MB": "1024"}, 1),
+    ({"GADM_MEM_AVAILABLE_MB": "22000", "GADM_HEAVY_POOL_SLOTS": "3"}, 3),
+])
+def test_memory_rule_sizes_the_heavy_pool(env, slots):
+    out = subprocess.run([str(ROOT / "deploy" / "pool-slots.sh")], env={"PATH": os.environ["PATH"], **env},
+                         capture_output=True, text=True, check=True)
+    assert int(out.stdout) == slots
+
+
+def test_task_instances_record_the_celery_node_name(monkeypatch):
+    import socket
+    import sys
+
+    monkeypatch.syspath_prepend(str(ROOT / "deploy"))
+    import worker_hostname
+
+    host = socket.gethostname()
+    monkeypatch.setattr(sys, "argv", ["airflow", "celery", "worker", "-H", "worker2@%h", "-q", "default"])
+    assert worker_hostname.get_hostname() == f"worker2@{host}"
+    monkeypatch.setattr(sys, "argv", ["airflow", "api-server", "-H", "127.0.0.1"])
+    assert "@" not in worker_hostname.get_hostname()
+
+
 @pytest.fixture(scope="module")
 def pg(dsn):
     """The GADM target as the `gadm` role, for the whole module."""
