@@ -391,7 +391,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--schema", help=argparse.SUPPRESS)
+    parser.add_argument("--render", action="store_true", help="only re-render results/ from its JSON files")
     args = parser.parse_args(argv)
+    if args.render:
+        for path in sorted(args.results.glob("scale-*.json")):
+            report.write_scale(json.loads(path.read_text()), args.results)
+        return report.write_scaling(args.results)
     if args.worker == "naive":
         return worker_naive(args.source, args.schema)
     if args.worker == "floor-read":
