@@ -14,6 +14,8 @@ LABELS = {
     "naive": "naive geopandas read_file + to_postgis",
     "floor-read": "floor: pyogrio.read_arrow of every layer",
     "floor-copy": "floor: binary COPY of the final tables + indexes",
+    "floor-copy-pglz": "the floor with pglz-compressed geometry (PostgreSQL's default)",
+    "floor-copy-lz4": "the floor with lz4-compressed geometry",
 }
 
 

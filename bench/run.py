@@ -35,10 +35,13 @@ import report  # noqa: E402  (bench/report.py: tables and charts)
 
 APP = "gadm-bench"
 PATHS = ["dag-geopandas", "dag-sedonadb", "ogr2ogr", "ogr2ogr-bare", "ogr2ogr-lz4", "naive",
-         "floor-read", "floor-copy"]
+         "floor-read", "floor-copy", "floor-copy-pglz", "floor-copy-lz4"]
+# Geometry column storage of the floor's tables: the project's choice and the two compressed ones.
+FLOOR_STORAGE = {"floor-copy": None, "floor-copy-pglz": "pglz", "floor-copy-lz4": "lz4"}
 # Target schema of each path that writes tables, after the --prefix (default "bench").
 SCHEMAS = {"dag-geopandas": "dag", "dag-sedonadb": "dag", "ogr2ogr": "ogr", "ogr2ogr-bare": "ogr_bare",
-           "ogr2ogr-lz4": "ogr_lz4", "naive": "naive", "floor-copy": "floor"}
+           "ogr2ogr-lz4": "ogr_lz4", "naive": "naive", "floor-copy": "floor", "floor-copy-pglz": "floor_pglz",
+           "floor-copy-lz4": "floor_lz4"}
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 
 
@@ -185,9 +188,10 @@ def command(path: str, gpkg: Path, names: list[str], work: Path, env: dict,
         script = _ogr_script(gpkg, names, schema_of(path, prefix), makevalid=path != "ogr2ogr-bare",
                              link=path != "ogr2ogr-bare")
         return ["bash", "-c", script], env
-    worker = {"naive": "naive", "floor-read": "floor-read", "floor-copy": "floor-copy"}[path]
+    worker = "floor-copy" if path in FLOOR_STORAGE else path
     return [PYTHON, str(ROOT / "bench" / "run.py"), "--worker", worker, "--source", str(gpkg),
-            "--work", str(work), "--schema", schema_of(path, prefix)], env
+            "--work", str(work), "--schema", schema_of(path, prefix),
+            "--compression", FLOOR_STORAGE.get(path) or ""], env
 
 
 def drop_schema(name: str) -> None:
@@ -243,8 +247,11 @@ def worker_floor_read(gpkg: Path) -> None:
         pyogrio.read_arrow(gpkg, layer=layer)
 
 
-def worker_floor_copy(work: Path, schema_name: str) -> None:
-    """COPY the prepared binary dumps of the DAG's final tables into empty tables, then index."""
+def worker_floor_copy(work: Path, schema_name: str, compression: str) -> None:
+    """COPY the prepared binary dumps of the DAG's final tables into empty tables, then index.
+
+    The tables are LIKE the DAG's (geometry STORAGE EXTERNAL); with `compression` (pglz or
+    lz4) the geometry column is compressible (STORAGE EXTENDED) with that method instead."""
     meta = json.loads((work / "dump" / "tables.json").read_text())
     with psycopg.connect(dsn(), application_name=APP) as conn, conn.cursor() as cur:
         cur.execute("SET maintenance_work_mem = '512MB'")
@@ -253,6 +260,9 @@ def worker_floor_copy(work: Path, schema_name: str) -> None:
             target = sql.SQL("{}.{}").format(sql.Identifier(schema_name), sql.Identifier(name))
             cur.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING STORAGE)").format(
                 target, sql.SQL("{}.{}").format(sql.Identifier(info["schema"]), sql.Identifier(name))))
+            if compression:
+                cur.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN geom SET STORAGE EXTENDED, "
+                                    "ALTER COLUMN geom SET COMPRESSION {}").format(target, sql.SQL(compression)))
             with open(work / "dump" / f"{name}.copy", "rb") as src, cur.copy(
                     sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(target)) as copy:
                 while chunk := src.read(1 << 20):
@@ -311,8 +321,8 @@ def run(scale: float, seed: int, repeats: int, paths: list[str], cache: Path, re
     logs = cache / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     runs: dict[str, list[dict]] = {p: [] for p in paths}
-    dag_before_floor = "floor-copy" not in paths or any(
-        p.startswith("dag-") for p in paths[:paths.index("floor-copy")])
+    floors = [i for i, p in enumerate(paths) if p in FLOOR_STORAGE]
+    dag_before_floor = not floors or any(p.startswith("dag-") for p in paths[:floors[0]])
     if not dag_before_floor and not (work / "dump" / "tables.json").exists():
         print("[bench] preparing the floor's binary dump with one dag-geopandas run", flush=True)
         argv, env = command("dag-geopandas", gpkg, names, work, base_env(cache / "reports" / "prepare", cache),
@@ -327,7 +337,7 @@ def run(scale: float, seed: int, repeats: int, paths: list[str], cache: Path, re
                 drop_schema(schema_of(path, prefix))
             report_dir = cache / "reports" / f"{path}-{scale}"
             (report_dir / "latest.json").unlink(missing_ok=True)
-            if path == "floor-copy":  # its input: the final tables of this sample, dumped once
+            if path in FLOOR_STORAGE:  # its input: the final tables of this sample, dumped once
                 prepare_dump(work, schema_of("dag-geopandas", prefix))
             argv, env = command(path, gpkg, names, work, base_env(report_dir, cache), prefix)
             log = logs / f"{path}-{scale}-{rep}.log"
@@ -391,6 +401,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--schema", help=argparse.SUPPRESS)
+    parser.add_argument("--compression", choices=["", "pglz", "lz4"], default="", help=argparse.SUPPRESS)
     parser.add_argument("--render", action="store_true", help="only re-render results/ from its JSON files")
     args = parser.parse_args(argv)
     if args.render:
@@ -402,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker == "floor-read":
         return worker_floor_read(args.source)
     if args.worker == "floor-copy":
-        return worker_floor_copy(args.work, args.schema)
+        return worker_floor_copy(args.work, args.schema, args.compression)
     paths = [p for p in args.paths.split(",") if p]
     unknown = sorted(set(paths) - set(PATHS))
     if unknown:
