@@ -31,7 +31,7 @@ def _shift(j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def blob(rng: np.random.Generator, cx: float, cy: float, radius: float,
-         spacing: float, *, sigma: float = 0.28, beta: float = 1.55,
+         spacing: float, *, sigma: float = 0.28, beta: float = 1.35,
          aspect: float = 1.0, max_vertices: int = 1_500_000) -> shapely.Polygon:
     """A simple (star-shaped) polygon of about `radius` with a fractal outline.
 
@@ -134,9 +134,51 @@ def _snap_to_vertices(pts: np.ndarray, pid: np.ndarray, bxy: np.ndarray,
     return cand[idx[first]]
 
 
+def _merge_faces(faces: np.ndarray):
+    """Union of adjacent faces of one child that keeps every vertex of the
+    remaining boundary (GEOS's unions may drop some, which would break the
+    exact match with the neighbours)."""
+    if not shapely.intersects(faces[:, None], faces[None, :])[np.triu_indices(len(faces), 1)].any():
+        return shapely.multipolygons(shapely.get_parts(faces))
+    rings = shapely.get_rings(faces)
+    xy, idx = shapely.get_coordinates(rings, return_index=True)
+    same = idx[1:] == idx[:-1]
+    a, b = xy[:-1][same], xy[1:][same]
+    key = np.where((a[:, 0] < b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] < b[:, 1])),
+                   0, 1)
+    lo = np.where(key[:, None] == 0, a, b)
+    hi = np.where(key[:, None] == 0, b, a)
+    seg = np.column_stack([lo, hi])
+    _, inv, cnt = np.unique(seg, axis=0, return_inverse=True, return_counts=True)
+    outer = cnt[inv.ravel()] == 1
+    segs = shapely.linestrings(np.stack([a[outer], b[outer]], axis=1))
+    merged = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(segs)))
+    polys = shapely.get_parts(shapely.polygonize(merged))
+    inside = shapely.contains_xy(shapely.multipolygons(shapely.get_parts(faces)),
+                                 *shapely.get_coordinates(shapely.point_on_surface(polys)).T)
+    return shapely.multipolygons(polys[inside])
+
+
 def _split_face(face, rng: np.random.Generator):
+    """`_split_chord`, or for a face too simple for that (a triangle) the
+    same after adding midpoints to its outer ring (the one case where a
+    neighbour misses a vertex)."""
+    for _ in range(4):
+        cut = _split_chord(face, rng)
+        if cut is not None:
+            return cut
+        ring = shapely.get_coordinates(shapely.get_exterior_ring(face))
+        mid = (ring[:-1] + ring[1:]) / 2
+        dense = np.empty((2 * len(mid) + 1, 2))
+        dense[0:-1:2], dense[1::2], dense[-1] = ring[:-1], mid, ring[0]
+        face = shapely.Polygon(dense, [shapely.get_coordinates(r) for r in face.interiors])
+    return None
+
+
+def _split_chord(face, rng: np.random.Generator):
     """Cut `face` in two along a chord between two of its outer vertices that
-    runs inside it (no new vertices anywhere). Returns (pieces, chord)."""
+    runs inside it (no new vertices anywhere). Returns (pieces, chord), or
+    None if no such chord was found."""
     ring = shapely.get_coordinates(shapely.get_exterior_ring(face))[:-1]
     n = len(ring)
     pairs = [(int(np.argmin(ring[:, 0])), int(np.argmax(ring[:, 0]))),
@@ -146,8 +188,9 @@ def _split_face(face, rng: np.random.Generator):
         if abs(i - k) < 2 or abs(i - k) > n - 2:
             continue
         chord = shapely.linestrings(ring[[i, k]])
-        if shapely.relate_pattern(chord, face, "1FF0FF***") or \
-                shapely.relate_pattern(chord, face, "1FFF0F***"):
+        # as detailed as the other borders, so later levels find vertices
+        chord = shapely.segmentize(chord, np.sqrt(shapely.area(face)) / 60)
+        if shapely.relate_pattern(chord, face, "1FFF0F***"):
             lines = np.append(shapely.get_parts(shapely.boundary(face)), chord)
             pieces = shapely.get_parts(shapely.polygonize(shapely.get_parts(
                 shapely.node(shapely.multilinestrings(lines)))))
@@ -156,7 +199,7 @@ def _split_face(face, rng: np.random.Generator):
             pieces = pieces[keep]
             if len(pieces) == 2:
                 return pieces, chord
-    raise RuntimeError("partition: could not split a face for a missing child")
+    return None
 
 
 def _noisy_edges(a: np.ndarray, b: np.ndarray, spacing: np.ndarray,
@@ -249,22 +292,51 @@ def partition(parents: np.ndarray, counts: np.ndarray, rng: np.random.Generator,
     np.maximum.at(bseg, bppid[bpart_idx[1:][seg_ok]], seglen[seg_ok])
     area = shapely.area(P)
     size = np.sqrt(area / m)  # typical child diameter, per parent
-    for end in (a, z):
-        k = end[:, 0] + 1j * end[:, 1]
-        pos = np.clip(np.searchsorted(vkeys, k), 0, vkeys.size - 1)
-        cross = np.flatnonzero(vkeys[pos] != k)
+    cplx = np.array([1, 1j])
+
+    def snap(end, pid, known):
+        """Move points not in `known` (sorted complex keys) onto the nearest
+        boundary vertex of their parent (in place)."""
+        k = end @ cplx
+        pos = np.clip(np.searchsorted(known, k), 0, known.size - 1)
+        cross = np.flatnonzero(known[pos] != k)
         if cross.size:
-            vi = _snap_to_vertices(end[cross], sp[cross], bxy, bpid, bseg)
-            # Where the boundary is coarse compared to the children (a long
-            # straight stretch), keep the crossing as a new node instead.
-            near = np.hypot(*(bxy[vi] - end[cross]).T) <= 0.25 * size[sp[cross]]
-            end[cross[near]] = bxy[vi[near]]
+            end[cross] = bxy[_snap_to_vertices(end[cross], pid[cross], bxy, bpid, bseg)]
+
+    snap(a, sp, vkeys)
+    snap(z, sp, vkeys)
     keep = (a != z).any(axis=1)
     a, z, sp = a[keep], z[keep], sp[keep]
 
     # 3. Densify and bend; spacing is a fraction of the children's size.
+    # Bends that leave the parent are cut off at its boundary and the new
+    # ends snapped onto boundary vertices too, so that (nearly always) no
+    # new vertex appears on a parent's boundary: children keep exactly the
+    # parent's vertices there.
     spacing = size / vertices_per_edge
     lines = _noisy_edges(a, z, spacing[sp], amp, rng)
+    for _clip in range(1):  # (more rounds did not help: see report)
+        known = np.unique(np.concatenate([shapely.get_coordinates(lines) @ cplx, bxy @ cplx]))
+        have, grp = np.unique(sp, return_inverse=True)
+        ml = shapely.multilinestrings(lines, indices=grp)
+        inner = shapely.intersection(ml, P[have])
+        lparts, lpid = shapely.get_parts(inner, return_index=True)
+        lpid = have[lpid]
+        is_line = shapely.get_type_id(lparts) == 1
+        lparts, lpid = lparts[is_line], lpid[is_line]
+        lxy, lidx = shapely.get_coordinates(lparts, return_index=True)
+        starts = np.searchsorted(lidx, np.arange(len(lparts)))
+        ends = np.r_[starts[1:], len(lidx)] - 1
+        sa, sz = lxy[starts], lxy[ends]
+        snap(sa, lpid, known)
+        snap(sz, lpid, known)
+        moved = (sa != lxy[starts]).any(axis=1) | (sz != lxy[ends]).any(axis=1)
+        lxy[starts], lxy[ends] = sa, sz
+        ok = (sa != sz).any(axis=1) | (ends - starts > 1)
+        lines = shapely.linestrings(lxy, indices=lidx)[ok]
+        sp = lpid[ok]
+        if not moved.any():
+            break
 
     # 4. Node the edges with the (duplicate-free) linework of the parents'
     # boundaries and polygonize: shared borders exist once, so neighbours
@@ -294,10 +366,15 @@ def partition(parents: np.ndarray, counts: np.ndarray, rng: np.random.Generator,
             mine = list(faces[fpar == j])
             drop |= fpar == j
             while len(mine) < m[j]:
-                big = int(np.argmax(shapely.area(mine)))
-                halves, chord = _split_face(mine[big], rng)
-                mine[big:big + 1] = list(halves)
-                chords.append(chord)
+                for big in np.argsort(-shapely.area(mine), kind="stable"):
+                    cut = _split_face(mine[big], rng)
+                    if cut is not None:
+                        break
+                else:
+                    raise RuntimeError(f"partition: cannot make {m[j]} children "
+                                       f"in parent {int(multi[j])}")
+                mine[big:big + 1] = list(cut[0])
+                chords.append(cut[1])
             extra_f += mine
             extra_p += [j] * len(mine)
         faces = np.concatenate([faces[~drop], np.array(extra_f, dtype=object)])
@@ -336,7 +413,7 @@ def partition(parents: np.ndarray, counts: np.ndarray, rng: np.random.Generator,
     single = gend - gstart == 1
     geoms[single] = fsorted[gstart[single]]
     for c in np.flatnonzero(gend - gstart > 1):
-        geoms[c] = shapely.coverage_union_all(fsorted[gstart[c]:gend[c]])
+        geoms[c] = _merge_faces(fsorted[gstart[c]:gend[c]])
     child_pos = first_child[multi][spid] + (np.arange(nchild) - seed_start[spid])
     out[child_pos] = geoms
     return out, noded

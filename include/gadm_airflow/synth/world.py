@@ -98,11 +98,11 @@ def build_world(n0: int, rng: np.random.Generator) -> World:
 
     # Lakes become holes of the continents.
     lakes: list[list] = [[] for _ in range(n_cont)]
-    for _ in range(max(1, n0 // 5)):
+    for _ in range(max(2, n0 // 4)):
         c = int(rng.integers(0, n_cont))
         cont = continents[c]
         b = shapely.bounds(cont)
-        for _ in range(30):
+        for _ in range(200):
             x, y = rng.uniform(b[0], b[2]), rng.uniform(b[1], b[3])
             r = float(np.clip(rng.lognormal(np.log(0.3), 0.6), 0.05, 1.5))
             lake = blob(rng, x, y, r, COAST_SPACING * 1.5)
