@@ -15,7 +15,7 @@ from gadm_airflow.errors import ParameterError, SourceError
 from gadm_airflow.preprocess.common import normalise_attributes
 from gadm_airflow.preprocess.geometry import GeometryCounts, clean
 from gadm_airflow.settings import Settings
-from gadm_airflow.sink import ewkb
+from gadm_airflow.pgcopy import ewkb
 
 BOWTIE = shapely.Polygon([(0, 0), (1, 1), (1, 0), (0, 1)])
 

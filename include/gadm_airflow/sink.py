@@ -18,7 +18,6 @@ from . import pgcopy, schema
 from .db import table, transaction
 from .intermediate import iter_batches, row_count
 from .metrics import PhaseTimer, Progress
-from .pgcopy import ewkb  # noqa: F401  (re-exported: the per-value form)
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,10 @@ import pyarrow.compute as pc
 import shapely
 
 from .. import schema
-from ..intermediate import IntermediateWriter
 from ..layout import LevelSpec
-from ..metrics import PhaseTimer, Progress
-from .common import BatchFinisher, PreprocessResult, SourceBatch, read_layer
-from .dissolve import read_dissolved
+from ..metrics import PhaseTimer
+from .common import BatchFinisher, PreprocessResult, SourceBatch
+from .driver import run_level
 from .geometry import GeometryCounts, is_le_polygon_wkb, polygonal_multi, promote_polygon_wkb, reproject
 
 NAME = "sedonadb"
@@ -107,35 +106,20 @@ def _name_null_geometries(finisher: BatchFinisher, batch: SourceBatch, wkb_in: p
         finisher.name_feature(batch.ref, batch.fids[i], gids[int(i)].as_py(), reason)
 
 
+def _clean_batch(checker: _Checker, batch: SourceBatch, result: PreprocessResult,
+                 finisher: BatchFinisher) -> pa.Array:
+    wkb = batch.wkb if batch.wkb is not None else pa.array(shapely.to_wkb(batch.geoms, flavor="iso"), pa.binary())
+    wkb_in = wkb
+    if finisher.spec.source_crs:
+        geoms = reproject(shapely.from_wkb(wkb), finisher.spec.source_crs, result.geometry)
+        wkb = pa.array(shapely.to_wkb(geoms, flavor="iso"), pa.binary())
+    wkb = clean_wkb(checker, wkb, result.geometry)
+    _name_null_geometries(finisher, batch, wkb_in, wkb)
+    return wkb
+
+
 def preprocess(spec: LevelSpec, out_path: Path, batch_rows: int, log: logging.Logger,
                timer: PhaseTimer) -> PreprocessResult:
-    result = PreprocessResult(spec.level, spec.label, NAME)
-    finisher = BatchFinisher(spec, result, log)
-    progress = Progress(log, f"preprocess {spec.label}", spec.features)
-    checker = _Checker()
-    with IntermediateWriter(out_path, spec.level, spec.columns) as writer:
-        for ref in spec.inputs:
-            batches = (read_dissolved(ref, spec, batch_rows, result) if spec.layout == "single"
-                       else read_layer(ref, spec, batch_rows))
-            while True:
-                with timer.phase("read"):
-                    batch = next(batches, None)
-                if batch is None:
-                    break
-                with timer.phase("transform"):
-                    if spec.layout != "single":
-                        result.rows_in += batch.attrs.num_rows
-                    wkb = batch.wkb if batch.wkb is not None else \
-                        pa.array(shapely.to_wkb(batch.geoms, flavor="iso"), pa.binary())
-                    wkb_in = wkb
-                    if spec.source_crs:
-                        geoms = reproject(shapely.from_wkb(wkb), spec.source_crs, result.geometry)
-                        wkb = pa.array(shapely.to_wkb(geoms, flavor="iso"), pa.binary())
-                    wkb = clean_wkb(checker, wkb, result.geometry)
-                    _name_null_geometries(finisher, batch, wkb_in, wkb)
-                    table = finisher.finish(batch.attrs, batch.fids, wkb, batch.ref)
-                with timer.phase("write"):
-                    writer.write(table)
-                progress.advance(table.num_rows)
-    finisher.close()
-    return result
+    checker = _Checker()  # one SedonaDB context per level
+    return run_level(spec, out_path, batch_rows, log, timer, NAME,
+                     lambda batch, result, finisher: _clean_batch(checker, batch, result, finisher))
