@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 # At most this many features are named one by one in the log per reason.
 NAMED_FEATURES_MAX = 50
+# WKB bytes per batch (the batch's working set in Shapely/Arrow is a few times this).
+BATCH_BYTES = 32 << 20
+SIZE_SAMPLE = 32
 
 
 @dataclass
@@ -81,11 +84,23 @@ def _plain_wkb(column: pa.ChunkedArray) -> pa.Array:
     return array.cast(pa.binary())
 
 
+def rows_per_batch(ref: LayerRef, batch_rows: int) -> int:
+    """`batch_rows`, or fewer where features are large: a batch holds at most about
+    BATCH_BYTES of WKB, judged by the largest of the layer's first SIZE_SAMPLE features
+    (a GADM country can be tens of MB, so rows alone do not bound memory at level 0)."""
+    _, head = pyogrio.read_arrow(ref.path, layer=ref.layer, columns=[], max_features=SIZE_SAMPLE)
+    if head.num_rows == 0 or head.num_columns == 0:
+        return batch_rows
+    largest = pc.max(pc.binary_length(_plain_wkb(head.column(head.num_columns - 1)))).as_py() or 1
+    return max(1, min(batch_rows, BATCH_BYTES // largest))
+
+
 def read_layer(ref: LayerRef, spec: LevelSpec, batch_rows: int) -> Iterator[SourceBatch]:
     """Stream one layer as Arrow record batches (never the whole layer)."""
     cols = _source_columns(ref, spec)
     try:
-        with pyogrio.open_arrow(ref.path, layer=ref.layer, columns=cols, batch_size=batch_rows,
+        with pyogrio.open_arrow(ref.path, layer=ref.layer, columns=cols,
+                                batch_size=rows_per_batch(ref, batch_rows),
                                 use_pyarrow=True, return_fids=True) as (meta, reader):
             fid_col = meta.get("fid_column") or "OGC_FID"
             geom_col = meta.get("geometry_name") or "wkb_geometry"
