@@ -181,15 +181,18 @@ def _split_chord(face, rng: np.random.Generator):
     None if no such chord was found."""
     ring = shapely.get_coordinates(shapely.get_exterior_ring(face))[:-1]
     n = len(ring)
-    pairs = [(int(np.argmin(ring[:, 0])), int(np.argmax(ring[:, 0]))),
-             (int(np.argmin(ring[:, 1])), int(np.argmax(ring[:, 1])))]
+    # Pairs about half the ring apart first (cuts through the middle).
+    start = rng.integers(0, n, 60)
+    pairs = [(int(i), int((i + n // 2 + d) % n)) for i, d in
+             zip(start, rng.integers(-n // 6 - 1, n // 6 + 1, 60))]
     pairs += [tuple(int(v) for v in rng.integers(0, n, 2)) for _ in range(200)]
-    for i, k in pairs:
+    size = np.sqrt(shapely.area(face))
+    for t, (i, k) in enumerate(pairs):
         if abs(i - k) < 2 or abs(i - k) > n - 2:
             continue
-        chord = shapely.linestrings(ring[[i, k]])
-        # as detailed as the other borders, so later levels find vertices
-        chord = shapely.segmentize(chord, np.sqrt(shapely.area(face)) / 60)
+        # bent and as detailed as the other borders (straight as a last try)
+        chord = _noisy_edges(ring[[i]], ring[[k]], np.array([size / 60]),
+                             0.06 if t < 200 else 0.0, rng)[0]
         if shapely.relate_pattern(chord, face, "1FFF0F***"):
             lines = np.append(shapely.get_parts(shapely.boundary(face)), chord)
             pieces = shapely.get_parts(shapely.polygonize(shapely.get_parts(
@@ -301,7 +304,10 @@ def partition(parents: np.ndarray, counts: np.ndarray, rng: np.random.Generator,
         pos = np.clip(np.searchsorted(known, k), 0, known.size - 1)
         cross = np.flatnonzero(known[pos] != k)
         if cross.size:
-            end[cross] = bxy[_snap_to_vertices(end[cross], pid[cross], bxy, bpid, bseg)]
+            v = bxy[_snap_to_vertices(end[cross], pid[cross], bxy, bpid, bseg)]
+            # only points on the boundary (not where two bent borders cross)
+            on = np.hypot(*(v - end[cross]).T) <= 0.5 * bseg[pid[cross]] + 1e-12
+            end[cross[on]] = v[on]
 
     snap(a, sp, vkeys)
     snap(z, sp, vkeys)
