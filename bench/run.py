@@ -77,28 +77,42 @@ def layers(gpkg: Path) -> list[str]:
 
 # --- measuring one run ------------------------------------------------------------------
 
-class BackendSampler(threading.Thread):
-    """Peak RSS (VmHWM) of the PostgreSQL backends serving `application_name = APP`."""
+class PeakSampler(threading.Thread):
+    """Peak RSS (VmHWM) of the largest process in the run's process tree, and of the
+    PostgreSQL backends serving `application_name = APP`, sampled every `every` seconds.
 
-    def __init__(self, conninfo: str, every: float = 0.2):
+    (wait4's ru_maxrss would count the harness's own pages in each forked child before it
+    execs, overstating small programs such as ogr2ogr; VmHWM belongs to the exec'd image.)"""
+
+    def __init__(self, root_pid: int, conninfo: str, every: float = 0.1):
         super().__init__(daemon=True)
-        self.conninfo, self.every, self.peak_kb = conninfo, every, 0
+        self.root_pid, self.conninfo, self.every = root_pid, conninfo, every
+        self.client_kb = self.backend_kb = 0
         self._done = threading.Event()
 
     def run(self) -> None:
+        import psutil
+
         with psycopg.connect(self.conninfo, autocommit=True, application_name="gadm-bench-monitor") as conn:
             while not self._done.is_set():
+                try:
+                    root = psutil.Process(self.root_pid)
+                    tree = [root.pid] + [c.pid for c in root.children(recursive=True)]
+                except psutil.Error:
+                    tree = []
+                for pid in tree:
+                    self.client_kb = max(self.client_kb, _vm_hwm_kb(pid))
                 pids = [r[0] for r in conn.execute(
                     "SELECT pid FROM pg_stat_activity WHERE application_name = %s OR leader_pid IN "
                     "(SELECT pid FROM pg_stat_activity WHERE application_name = %s)", (APP, APP))]
                 for pid in pids:
-                    self.peak_kb = max(self.peak_kb, _vm_hwm_kb(pid))
+                    self.backend_kb = max(self.backend_kb, _vm_hwm_kb(pid))
                 self._done.wait(self.every)
 
-    def stop(self) -> float:
+    def stop(self) -> tuple[float, float]:
         self._done.set()
         self.join()
-        return round(self.peak_kb / 1024, 1)
+        return round(self.client_kb / 1024, 1), round(self.backend_kb / 1024, 1)
 
 
 def _vm_hwm_kb(pid: int) -> int:
@@ -113,20 +127,20 @@ def _vm_hwm_kb(pid: int) -> int:
 
 def measure(argv: list[str], env: dict, log: Path) -> dict:
     """Run `argv` to completion; wall, CPU (with children) and peak RSS of its largest process."""
-    sampler = BackendSampler(dsn())
-    sampler.start()
     start = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        sampler = PeakSampler(proc.pid, dsn())
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    backend = sampler.stop()
+    client, backend = sampler.stop()
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-15:]
         raise RuntimeError(f"{' '.join(argv[:4])} ... exited {proc.returncode}; log {log}:\n" + "\n".join(tail))
     return {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "pg_backend_peak_mb": backend}
+            "peak_rss_mb": client, "pg_backend_peak_mb": backend}
 
 
 def base_env(report_dir: Path, cache: Path) -> dict:
