@@ -151,7 +151,7 @@ def write_scaling(results: Path) -> None:
             for p in paths if p.startswith("dag-")) + " |")
     (results / "scaling.md").write_text("# Scaling: median wall seconds by scale\n\n" + "\n".join(lines)
                                         + "\n" + "\n".join(extra) + "\n\n![scaling](scaling.png)\n")
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     for p in paths:
         pts = [(s["features"], s["median"][p]["wall_s"]) for s in summaries if p in s["median"]]
         ax.plot(*zip(*pts), marker="o", label=p)
@@ -161,8 +161,8 @@ def write_scaling(results: Path) -> None:
     ax.set_xlabel("features")
     ax.set_ylabel("wall seconds (median)")
     ax.set_title("Scaling with sample size (linear axes: straight lines = linear growth)", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(results / "scaling.png", dpi=110)
+    fig.savefig(results / "scaling.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
