@@ -85,6 +85,9 @@ def verify_level(cur: psycopg.Cursor, staging: str, expected: dict, orphans: int
 def verify_all(conn: psycopg.Connection, staging: str, expected: list[dict], orphans: dict[int, int]) -> list[dict]:
     """Check every staged level; raise VerificationError listing every mismatch."""
     with transaction(conn) as cur:
+        # Geometry rows are small (values are TOASTed): let the planner scan them in parallel anyway.
+        for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_table_scan_size"):
+            cur.execute(sql.SQL("SET LOCAL {} = 0").format(sql.Identifier(setting)))
         results = [verify_level(cur, staging, e, orphans.get(e["level"], 0)) for e in expected]
     failed = [f"{schema.table_name(r['level'])}: {'; '.join(r['problems'])}" for r in results if r["problems"]]
     if failed:
