@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import time
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -253,9 +254,17 @@ def _results(jobs, workers):
         for job in jobs:
             yield build_country(job)
         return
+    # In order, with few results in flight (memory stays bounded: a result
+    # holds a whole country).
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        yield from pool.map(build_country, jobs)
+        pending: deque = deque()
+        for job in jobs:
+            pending.append(pool.submit(build_country, job))
+            if len(pending) > workers + 1:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def generate(out_dir, *, scale: float, seed: int = 0, layout: str = "levels",

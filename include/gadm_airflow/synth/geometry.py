@@ -321,7 +321,7 @@ def partition(parents: np.ndarray, counts: np.ndarray, rng: np.random.Generator,
     # parent's vertices there.
     spacing = size / vertices_per_edge
     lines = _noisy_edges(a, z, spacing[sp], amp, rng)
-    for _clip in range(1):  # (more rounds did not help: see report)
+    for _clip in range(1 if len(lines) else 0):  # (more rounds made it worse)
         known = np.unique(np.concatenate([shapely.get_coordinates(lines) @ cplx, bxy @ cplx]))
         have, grp = np.unique(sp, return_inverse=True)
         ml = shapely.multilinestrings(lines, indices=grp)
@@ -331,6 +331,9 @@ def partition(parents: np.ndarray, counts: np.ndarray, rng: np.random.Generator,
         is_line = shapely.get_type_id(lparts) == 1
         lparts, lpid = lparts[is_line], lpid[is_line]
         lxy, lidx = shapely.get_coordinates(lparts, return_index=True)
+        if len(lparts) == 0:
+            lines, sp = lparts, lpid
+            break
         starts = np.searchsorted(lidx, np.arange(len(lparts)))
         ends = np.r_[starts[1:], len(lidx)] - 1
         sa, sz = lxy[starts], lxy[ends]

@@ -83,7 +83,11 @@ def plan(counts: dict[int, int], country_weight: np.ndarray, deep: int,
         eligible = np.flatnonzero(depth[par_country] >= k)
         if eligible.size == 0:  # only if the deep country lost its line
             eligible = np.arange(par_country.size)
-        w = weight_prev[eligible] * rng.lognormal(0.0, 0.7, eligible.size)
+        # Spread each level over its countries: a country's units share
+        # its weight, so no single country takes most of the fine levels.
+        per_country = np.bincount(par_country[eligible], minlength=n0)
+        w = (weight_prev[eligible] * rng.lognormal(0.0, 0.7, eligible.size)
+             / per_country[par_country[eligible]] ** 0.7)
         deep_units = np.flatnonzero(par_country[eligible] == deep)
         must = int(deep_units[0]) if deep_units.size else None
         sub = _distribute(counts[k], w, must, rng)
