@@ -27,9 +27,6 @@ from .writers import GpkgWriter, zip_file
 LAYOUTS = ("levels", "single", "country")
 # Vertices per new inland edge, by level (before inherited coast/borders).
 VERTICES_PER_EDGE = {1: 260, 2: 130, 3: 75, 4: 60, 5: 50}
-# Fields every unit of level n has (in the single layout too).
-_OWN = ("GID", "NAME", "VARNAME", "NL_NAME", "TYPE", "ENGTYPE", "CC", "HASC",
-        "ISO", "VALIDFR")
 
 
 @dataclass
@@ -148,7 +145,6 @@ def build_country(job: CountryJob) -> CountryResult:
             return [job.name] * len(rows)
         fld, lv = col.rsplit("_", 1)
         lv = int(lv)
-        fld = "ISO" if fld == "ISO" else fld
         src = fields[lv][fld]
         a = anc[k][lv][rows]
         return [src[i] for i in a]
@@ -221,7 +217,7 @@ def _country_jobs(counts, seed, dirt, want_single, want_png):
     code[smallest] = codes[n0 - n_z:]
     perm = np.argsort(code.astype(str), kind="stable")
     geoms, area, code = world.countries[perm], area[perm], code[perm]
-    cont, island = world.continent[perm], world.island_country[perm]
+    cont = world.continent[perm]
     scripts = np.array(attr.SCRIPTS)[(np.arange(n0) + rng.integers(0, 4)) % 4]
     scripts = scripts[rng.permutation(n0)]
     accent = np.where(rng.random(n0) < 0.5, 0.25, 0.03)
