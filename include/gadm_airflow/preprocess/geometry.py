@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +56,23 @@ def polygonal_multi(geoms: np.ndarray, counts: GeometryCounts) -> np.ndarray:
     return out
 
 
+_THREADS = max(1, min(4, os.cpu_count() or 1))
+_pool: ThreadPoolExecutor | None = None
+
+
+def is_valid(geoms: np.ndarray) -> np.ndarray:
+    """shapely.is_valid on all cores: GEOS releases the GIL, so chunks run in parallel threads.
+
+    Validity checking is the largest single cost of preprocessing (every geometry is checked).
+    """
+    global _pool
+    if _THREADS == 1 or len(geoms) < 256:
+        return shapely.is_valid(geoms)
+    if _pool is None:
+        _pool = ThreadPoolExecutor(_THREADS, thread_name_prefix="gadm-is-valid")
+    return np.concatenate(list(_pool.map(shapely.is_valid, np.array_split(geoms, _THREADS))))
+
+
 def clean(geoms: np.ndarray, counts: GeometryCounts) -> np.ndarray:
     """Repair invalid geometries, promote to MultiPolygon; NULL where nothing polygonal remains.
 
@@ -65,7 +84,7 @@ def clean(geoms: np.ndarray, counts: GeometryCounts) -> np.ndarray:
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     present = ~missing
     invalid = np.zeros(len(geoms), dtype=bool)
-    invalid[present] = ~shapely.is_valid(geoms[present])
+    invalid[present] = ~is_valid(geoms[present])
     counts.repaired += int(invalid.sum())
     if invalid.any():
         out[invalid] = polygonal_multi(shapely.make_valid(geoms[invalid]), counts)
