@@ -56,7 +56,13 @@ def gadm_dag():
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
-    return bag.get_dag("gadm_load")
+    dag = bag.get_dag("gadm_load")
+    DEFAULT_PARAMS[dag.dag_id] = dag.params.dump()
+    return dag
+
+
+# Each DAG's param defaults as parsed, before any run (see run_dag).
+DEFAULT_PARAMS: dict[str, dict] = {}
 
 
 def run_dag(dag, conf: dict, with_states: bool = False):
@@ -69,10 +75,10 @@ def run_dag(dag, conf: dict, with_states: bool = False):
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    # dag.test() writes each run's conf into the DAG's Param objects in place: run a copy so
-    # one test's params never become the next one's defaults.
+    # dag.test() writes each run's conf into the DAG's Param objects in place, so one test's
+    # params would become the next one's defaults: run a copy, with every param given.
     dag = copy.deepcopy(dag)
-    run = dag.test(run_conf=conf)
+    run = dag.test(run_conf={**DEFAULT_PARAMS.get(dag.dag_id, {}), **conf})
     values: dict = {}
     states: dict = {}
     tries: dict = {}
