@@ -64,7 +64,6 @@ def check_contract(db, schema_name: str, levels_file, stats: dict, xcoms: dict, 
         x = loaded[level]
         assert LEVEL_XCOM_KEYS <= set(x)
         assert x["rows_in"] == x["rows_out"] == st["features"]
-        assert x["repaired"] == st["invalid_geometries"] > 0 or st["invalid_geometries"] == 0
         assert x["repaired"] == st["invalid_geometries"]
         assert x["promoted"] >= st["polygon_rows"]
         assert x["bytes"] > 0 and x["peak_rss_mb"] > 0 and x["seconds"]["copy"] > 0

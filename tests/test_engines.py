@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 
-from conftest import sample
+from conftest import sample, sample_stats
 from gadm_airflow import layout, preprocess, schema, source
 from gadm_airflow.metrics import PhaseTimer
 from gadm_airflow.settings import Settings
@@ -61,8 +61,7 @@ def test_engines_identical_on_every_layout(layout_name, tmp_path, monkeypatch):
         _assert_identical(spec, reference, other)
         repaired += reference[1]["repaired"]
     if layout_name != "single":  # dissolving may heal or create invalidity; the others must repair the planted ones
-        planted = sum(v["invalid_geometries"] for v in __import__("json").loads(
-            (folder / "stats.json").read_text())["levels"].values())
+        planted = sum(v["invalid_geometries"] for v in sample_stats(folder)["levels"].values())
         assert planted > 0 and repaired == planted
 
 

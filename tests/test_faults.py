@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import pyogrio
 import pytest
 import shapely
@@ -202,11 +203,10 @@ def test_dirty_features_load_and_are_accounted_for(gadm_dag, db, run_logs, level
     adm2.loc[1, "geometry"] = shapely.Polygon()         # empty geometry
     adm2.loc[2, "geometry"] = spike
     duplicate = adm2.iloc[[3]].copy()                   # the same GID twice
-    adm2 = gpd.GeoDataFrame(__import__("pandas").concat([adm2, duplicate], ignore_index=True), crs=4326)
+    adm2 = gpd.GeoDataFrame(pd.concat([adm2, duplicate], ignore_index=True), crs=4326)
     layers["ADM_2"] = adm2
     layers["ADM_1"] = layers["ADM_1"].to_crs(3857)      # not EPSG:4326: reprojected, and said
-    layers["ADM_3"] = layers["ADM_2"].iloc[0:0].assign(GID_3=[])  # an empty layer
-    layers["ADM_3"] = gpd.GeoDataFrame(
+    layers["ADM_3"] = gpd.GeoDataFrame(  # an empty layer
         {c: [] for c in schema.level_columns(3)}, geometry=gpd.GeoSeries([], crs=4326), crs=4326)
     path = write_levels(bad_file("dirty/gadm_410-levels.gpkg"), layers)
     state, xcoms = run_dag(gadm_dag, {"source": str(path), "schema": "faults_dirty", "force": True})

@@ -17,6 +17,7 @@ import requests
 
 from .errors import SourceError, SourceUnavailable
 from .settings import Settings
+from .source import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,8 @@ def fetch(url: str, settings: Settings) -> tuple[Path, dict]:
     if expected and expected.isdigit() and int(expected) != size:
         raise SourceError(f"source {url}: download incomplete ({size} of {expected} bytes); rerun to resume")
     part.replace(target)
-    digest = hashlib.sha256()
-    with open(target, "rb") as f:
-        while chunk := f.read(8 << 20):
-            digest.update(chunk)
     identity = {"kind": "url", "url": url, "path": str(target), "size": size,
-                "etag": etag, "last_modified": last_modified, "sha256": digest.hexdigest()}
+                "etag": etag, "last_modified": last_modified, "sha256": sha256_file(target)}
     manifest_path.write_text(json.dumps(identity, indent=2))
     log.info("downloaded %s (%d bytes) to %s", url, size, target)
     return target, identity

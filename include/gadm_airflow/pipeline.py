@@ -77,8 +77,7 @@ def validate_params(params: dict) -> dict:
 
 
 def run_dir(run_id: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
-    return Settings.from_env().work_dir / "gadm_load" / safe
+    return Settings.from_env().work_dir / "gadm_load" / report.file_stem(run_id)
 
 
 def _remove_idle_run_dirs(mine: Path, ttl: float) -> None:
@@ -267,7 +266,7 @@ def record_report(plan: list[dict], summary: dict, run_id: str) -> Path:
     png = charts.summary_chart(summary)
     report_dir = Settings.from_env().report_dir
     report_dir.mkdir(parents=True, exist_ok=True)
-    out = report_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', run_id)}.png"
+    out = report_dir / f"{report.file_stem(run_id)}.png"
     for path in (out, report_dir / "latest.png"):
         path.write_bytes(png)
     log.info("benchmark chart: %s", out)

@@ -56,10 +56,15 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def file_stem(run_id: str) -> str:
+    """A run id as a file or folder name (`manual__2026-...+00:00` has ':' and '+')."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+
+
 def write(summary: dict, table: str, report_dir: Path, run_id: str) -> Path:
     """Write the summary as JSON and Markdown (per run and as `latest`)."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+    stem = file_stem(run_id)
     for name in (stem, "latest"):
         (report_dir / f"{name}.json").write_text(json.dumps(summary, indent=2))
         (report_dir / f"{name}.md").write_text(f"# gadm_load {run_id}\n\n{table}\n")

@@ -97,7 +97,7 @@ def _dataset_paths(path: Path) -> list[str]:
     raise SourceError(f"source {path}: expected .gpkg, .shp, .zip or a folder, got {path.name!r}")
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
@@ -119,7 +119,7 @@ def file_identity(path: Path, settings: Settings) -> dict:
     for f in files:
         st = f.stat()
         key = f"{f}|{st.st_size}|{st.st_mtime_ns}"
-        digest = cache.get(key) or _sha256(f)
+        digest = cache.get(key) or sha256_file(f)
         cache[key] = digest
         total.update(f"{f.relative_to(path) if path.is_dir() else f.name}:{digest}\n".encode())
         size += st.st_size
