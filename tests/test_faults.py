@@ -19,12 +19,14 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+import psycopg
 import pyogrio
 import pytest
 import shapely
 
 from conftest import ROOT, TEST_DATA, live_fingerprint, run_dag, sample, sample_stats
 from gadm_airflow import schema, source
+from gadm_airflow import verify as verify_mod
 from gadm_airflow.errors import SourceError, SourceUnavailable
 from gadm_airflow.settings import Settings
 
@@ -40,7 +42,6 @@ def levels_sample():
 @pytest.fixture(scope="module")
 def baseline(gadm_dag, levels_sample, dsn):
     """A published load the failing runs must leave untouched."""
-    import psycopg
 
     state, _ = run_dag(gadm_dag, {"source": str(levels_sample / schema.LEVELS_FILE), "schema": SCHEMA, "force": True})
     assert state == "success"
@@ -234,6 +235,50 @@ def test_dirty_features_load_and_are_accounted_for(gadm_dag, db, run_logs, level
         assert text in logs, text
 
 
+# --- verification catches staged data that differs from what was preprocessed -------------------
+
+@pytest.fixture(scope="module")
+def staged(levels_sample, dsn):
+    """Levels 0 and 1 preprocessed, loaded and linked into a staging schema (not published),
+    by the task bodies called directly (outside a task, the connection comes from the env)."""
+    from gadm_airflow import pipeline
+
+    os.environ["AIRFLOW_CONN_GADM_POSTGIS"] = dsn
+    run_id = "verify-test"
+    params = {"source": str(levels_sample / schema.LEVELS_FILE), "levels": [0, 1], "schema": "faults_verify"}
+    plan = pipeline.check_source(pipeline.resolve_source(params, run_id), True, run_id)
+    loads = [pipeline.load_level(pipeline.preprocess_level(item, run_id), item) for item in plan]
+    yield plan, pipeline.link_levels(plan, loads)
+    del os.environ["AIRFLOW_CONN_GADM_POSTGIS"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{plan[0]["params"]["staging"]}" CASCADE')
+
+
+@pytest.mark.parametrize("tamper, problem", [
+    ("UPDATE {t} SET name_1 = name_1 || 'x' WHERE id = (SELECT min(id) FROM {t})",
+     "adm_1: attribute checksum differs"),
+    ("UPDATE {t} SET geom = ST_Multi(ST_Translate(geom, 0, 1e-9)) WHERE id = (SELECT min(id) FROM {t})",
+     "adm_1: geometry checksum differs"),
+    ("DELETE FROM {t} WHERE id = (SELECT min(id) FROM {t})", "rows staged"),
+    ("UPDATE {t} SET geom = NULL WHERE id = (SELECT min(id) FROM {t})", "geometries staged"),
+    ("UPDATE {t} SET parent_id = NULL WHERE id = (SELECT min(id) FROM {t})", "orphans were reported"),
+])
+def test_verify_refuses_staging_that_differs_from_preprocessing(staged, dsn, tamper, problem):
+    from gadm_airflow import pipeline
+    from gadm_airflow.errors import VerificationError
+
+    plan, linked = staged
+    assert pipeline.verify_levels(plan, linked)["levels"]  # untouched staging reconciles
+    target = f'"{plan[0]["params"]["staging"]}".adm_1'
+    with psycopg.connect(dsn) as conn:
+        conn.execute("ALTER TABLE " + target + " DROP CONSTRAINT IF EXISTS adm_1_parent_id_fkey")
+        conn.execute(tamper.format(t=target))
+        with pytest.raises(VerificationError, match=problem):
+            verify_mod.verify_all(conn, plan[0]["params"]["staging"], linked["results"],
+                                  {r["level"]: r["orphans"] for r in linked["levels"]})
+        conn.rollback()
+
+
 # --- remote sources -----------------------------------------------------------------------
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -347,8 +392,6 @@ def test_two_concurrent_runs_serialise_on_the_target(db, levels_sample, tmp_path
 
 @pytest.mark.skipif(os.environ.get("CI") != "true", reason="restarts the shared PostgreSQL: CI only")
 def test_database_restart_mid_load_is_retried(db, dsn, levels_sample, tmp_path):
-    import psycopg
-
     big = sample("levels", 0.01)
     conf = f'{{"source": "{big / schema.LEVELS_FILE}", "schema": "faults_restart", "batch_rows": 200, "force": true}}'
     proc = _dags_test(conf, tmp_path / "restart.log")

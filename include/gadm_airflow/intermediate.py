@@ -42,7 +42,11 @@ class IntermediateWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.schema = arrow_schema(level, columns)
         self._tmp = self.path.with_suffix(".parquet.part")
-        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="lz4")
+        # Text columns compress well; WKB coordinates hardly (-16%) and cost 4x the write and
+        # 8x the read time compressed, so geometry is stored plain.
+        compression = {name: "lz4" for name in self.schema.names}
+        compression[schema.GEOMETRY_COLUMN] = "none"
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression=compression)
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:

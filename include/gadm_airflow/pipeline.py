@@ -38,7 +38,7 @@ def fail_fast(func):
         try:
             return func(*args, **kwargs)
         except PermanentError as exc:
-            from airflow.exceptions import AirflowFailException
+            from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 

@@ -16,7 +16,7 @@ import shapely
 from .. import keys, schema
 from ..errors import SourceError
 from ..layout import LayerRef, LevelSpec
-from ..verify import RowChecksum
+from ..verify import Checksums
 from .geometry import GeometryCounts
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class PreprocessResult:
     geometry: GeometryCounts = field(default_factory=GeometryCounts)
     bytes: int = 0
     attribute_checksum: int = 0
+    geometry_checksum: int = 0
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -139,7 +140,7 @@ class BatchFinisher:
     def __init__(self, spec: LevelSpec, result: PreprocessResult, feature_log: logging.Logger):
         self.spec, self.result, self.log = spec, result, feature_log
         self.ids = keys.IdAssigner(spec.level)
-        self.checksum = RowChecksum()
+        self.checksums = Checksums()
         self._named = 0
 
     def name_feature(self, ref: LayerRef, fid: int, gid: str | None, reason: str) -> None:
@@ -164,14 +165,16 @@ class BatchFinisher:
             columns["parent_id"] = _parent_ids(level, attrs.column(schema.gid_column(level - 1)))
         for name in attrs.column_names:
             columns[schema.output_column(name)] = attrs.column(name)
-        self.checksum.add(zip(*(c.to_pylist() for k, c in columns.items() if k != "parent_id")))
-        columns[schema.GEOMETRY_COLUMN] = pa.array(wkb, pa.binary()) if not isinstance(wkb, pa.Array) else wkb
+        wkb = pa.array(wkb, pa.binary()) if not isinstance(wkb, pa.Array) else wkb
+        self.checksums.add([c for k, c in columns.items() if k != "parent_id"], wkb)
+        columns[schema.GEOMETRY_COLUMN] = wkb
         self.result.rows_out += attrs.num_rows
         self.result.bytes += pc.sum(pc.binary_length(wkb)).as_py() or 0
         return pa.table(columns)
 
     def close(self) -> None:
-        self.result.attribute_checksum = self.checksum.value
+        self.result.attribute_checksum = self.checksums.attributes
+        self.result.geometry_checksum = self.checksums.geometry
         self.result.duplicate_gids = self.ids.duplicates()
         if self.result.duplicate_gids:
             sample = ", ".join(list(self.result.duplicate_gids)[:10])
@@ -180,9 +183,19 @@ class BatchFinisher:
 
 
 def replace_changed_wkb(original: pa.Array, before: np.ndarray, after: np.ndarray) -> pa.Array:
-    """Original WKB where the geometry was kept as is, re-encoded WKB where it changed."""
-    changed = np.fromiter((a is not b for a, b in zip(after, before)), dtype=bool, count=len(after))
-    if not changed.any():
+    """Original WKB where the geometry was kept as is, re-encoded WKB where it changed.
+
+    Few rows change (repairs, promotions): the result is spliced from slices of the
+    original, one copy of the bytes (pc.replace_with_mask is 30x slower on large binaries).
+    """
+    changed = np.flatnonzero(np.fromiter((a is not b for a, b in zip(after, before)), dtype=bool,
+                                         count=len(after)))
+    if not len(changed):
         return original
-    new = shapely.to_wkb(after[changed], flavor="iso")
-    return pc.replace_with_mask(original, pa.array(changed), pa.array(new, pa.binary()))
+    new = pa.array(shapely.to_wkb(after[changed], flavor="iso"), original.type)
+    pieces, start = [], 0
+    for k, row in enumerate(changed.tolist()):
+        pieces += [original.slice(start, row - start), new.slice(k, 1)]
+        start = row + 1
+    pieces.append(original.slice(start))
+    return pa.concat_arrays(pieces)
