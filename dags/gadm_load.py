@@ -41,7 +41,16 @@ import os
 
 from airflow.sdk import Asset, AssetAlias, Param, dag, get_current_context, task, task_group
 
-from gadm_airflow import assets, pipeline
+from gadm_airflow import assets
+
+
+def _pipeline():
+    """The task bodies, imported when a task runs rather than at every parse of this file
+    (they pull in pyogrio, pyarrow and psycopg: 0.7 s the dag-processor need not pay)."""
+    from gadm_airflow import pipeline
+
+    return pipeline
+
 
 SCHEDULE = os.environ.get("GADM_LOAD_SCHEDULE", "@monthly")
 PUBLISHED = AssetAlias(assets.PUBLISHED_ALIAS)
@@ -106,13 +115,13 @@ def gadm_load():
     @task(retries=0)
     def resolve_source() -> list[dict]:
         ctx = get_current_context()
-        return pipeline.resolve_source(dict(ctx["params"]), ctx["run_id"])
+        return _pipeline().resolve_source(dict(ctx["params"]), ctx["run_id"])
 
     @task.short_circuit()  # idempotent: retried like the rest
     def check_source(plan: list) -> list:
         """An empty plan (source unchanged, no force) skips every later task."""
         ctx = get_current_context()
-        return pipeline.check_source(list(plan), bool(ctx["params"].get("force")), ctx["run_id"])
+        return _pipeline().check_source(list(plan), bool(ctx["params"].get("force")), ctx["run_id"])
 
     @task_group(group_id="level")
     def level(item: dict):
@@ -120,32 +129,32 @@ def gadm_load():
         def preprocess(item: dict) -> dict:
             ctx = get_current_context()
             ctx["level_label"] = f"ADM_{item['spec']['level']}"
-            return pipeline.preprocess_level(item, ctx["run_id"])
+            return _pipeline().preprocess_level(item, ctx["run_id"])
 
         @task(map_index_template="{{ level_label }}", multiple_outputs=False, **HEAVY)
         def load(pre: dict, item: dict) -> dict:
             get_current_context()["level_label"] = f"ADM_{item['spec']['level']}"
-            return pipeline.load_level(pre, item)
+            return _pipeline().load_level(pre, item)
 
         return load(preprocess(item), item)
 
     @task(trigger_rule="none_failed", multiple_outputs=False)
     def link(plan: list, results: list) -> dict:
-        return pipeline.link_levels(list(plan), results)
+        return _pipeline().link_levels(list(plan), results)
 
     @task(multiple_outputs=False)
     def verify(plan: list, linked: dict) -> dict:
-        return pipeline.verify_levels(list(plan), linked)
+        return _pipeline().verify_levels(list(plan), linked)
 
     @task(multiple_outputs=False)
     def publish(plan: list, linked: dict, verified: dict) -> dict:
-        return pipeline.publish_levels(list(plan), linked)
+        return _pipeline().publish_levels(list(plan), linked)
 
     @task(outlets=[PUBLISHED])
     def announce(plan: list, linked: dict, published: dict) -> list:
         """Record each published table's source identity; one Asset event per table."""
         ctx = get_current_context()
-        uris = pipeline.record_published(list(plan), linked, ctx["run_id"])
+        uris = _pipeline().record_published(list(plan), linked, ctx["run_id"])
         for uri in uris:
             ctx["outlet_events"][PUBLISHED].add(Asset(uri), extra={"run_id": ctx["run_id"]})
         return uris
@@ -153,8 +162,8 @@ def gadm_load():
     @task(multiple_outputs=False)
     def report(plan: list, linked: dict, verified: dict, published: dict) -> dict:
         run_id = get_current_context()["run_id"]
-        summary = pipeline.report_run(list(plan), linked, verified, published, run_id)
-        pipeline.record_report(list(plan), summary, run_id)
+        summary = _pipeline().report_run(list(plan), linked, verified, published, run_id)
+        _pipeline().record_report(list(plan), summary, run_id)
         return summary
 
     plan = check_source(resolve_source())
