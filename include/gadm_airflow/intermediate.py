@@ -73,7 +73,14 @@ class IntermediateWriter:
 
 
 def iter_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+    """The file's rows in batches of at most `batch_rows` that never span row groups.
+
+    Each row group is one preprocess batch, already bounded by bytes as well as rows
+    (level-0/1 features are MBs each); re-chunking across groups by rows alone would
+    hold up to `batch_rows` of them at once."""
+    parquet = pq.ParquetFile(path)
+    for group in range(parquet.num_row_groups):
+        yield from parquet.read_row_group(group).to_batches(max_chunksize=batch_rows)
 
 
 def row_count(path: Path) -> int:

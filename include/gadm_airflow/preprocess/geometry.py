@@ -109,13 +109,26 @@ def is_le_polygon_wkb(wkb: pa.Array) -> np.ndarray:
     return pc.fill_null(pc.and_(le, polygon), False).to_numpy(zero_copy_only=False)
 
 
-def promote_polygon_wkb(wkb: pa.Array, mask: np.ndarray) -> pa.Array:
-    """Polygon → MultiPolygon on WKB bytes for the `mask` rows (little-endian 2D Polygons):
-    the same bytes Shapely writes for ``multipolygons([polygon])``, without decoding."""
-    if not mask.any():
-        return wkb
-    promoted = pc.binary_join_element_wise(_LE_MULTI_OF_ONE, wkb, b"")
-    return pc.if_else(pa.array(mask), promoted, wkb)
+def promote_polygon_wkb(wkb: pa.Array) -> pa.Array:
+    """Polygon → MultiPolygon on WKB bytes (little-endian 2D Polygons): the same bytes
+    Shapely writes for ``multipolygons([polygon])``, without decoding."""
+    return pc.binary_join_element_wise(_LE_MULTI_OF_ONE, wkb, b"")
+
+
+def splice_wkb(original: pa.Array, rows: np.ndarray, new: pa.Array) -> pa.Array:
+    """`original` with its values at the ascending `rows` replaced by `new`'s, in order.
+
+    Few rows change (repairs, promotions): the result is spliced from slices of the
+    original, one copy of the bytes (pc.replace_with_mask is 30x slower on large binaries)."""
+    if not len(rows):
+        return original
+    new = new.cast(original.type)
+    pieces, start = [], 0
+    for k, row in enumerate(rows.tolist()):
+        pieces += [original.slice(start, row - start), new.slice(k, 1)]
+        start = row + 1
+    pieces.append(original.slice(start))
+    return pa.concat_arrays(pieces)
 
 
 def reproject(geoms: np.ndarray, crs: str, counts: GeometryCounts) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,8 @@ from ..layout import LevelSpec
 from ..metrics import PhaseTimer
 from .common import BatchFinisher, PreprocessResult, SourceBatch
 from .driver import run_level
-from .geometry import GeometryCounts, is_le_polygon_wkb, polygonal_multi, promote_polygon_wkb, reproject
+from .geometry import (GeometryCounts, is_le_polygon_wkb, polygonal_multi, promote_polygon_wkb, reproject,
+                       splice_wkb)
 
 NAME = "sedonadb"
 
@@ -48,15 +50,35 @@ def _connect():
 
 
 class _Checker:
-    """One SedonaDB context, reused for every batch of a level."""
+    """SedonaDB contexts reused for every batch of a level, one per core.
+
+    A query over one in-memory batch runs on a single partition (one core), so each
+    context checks a slice of the batch in its own thread (the query releases the GIL):
+    1.6 s -> 1.1 s for ADM_3 at scale 0.2 on 2 cores."""
 
     def __init__(self):
-        self.sd, self._ga = _connect()
+        self.contexts = []
+        for _ in range(max(1, min(2, os.cpu_count() or 1))):
+            sd, self._ga = _connect()
+            self.contexts.append(sd)
+        self._pool = ThreadPoolExecutor(len(self.contexts), thread_name_prefix="gadm-sedonadb")
+
+    def _check_slice(self, sd, wkb: pa.Array) -> pa.Table:
+        batch = pa.table({"i": pa.array(np.arange(len(wkb)), pa.int64()), "geom": self._ga.as_wkb(wkb)})
+        sd.create_data_frame(batch).to_view("batch", overwrite=True)
+        return sd.sql(_CHECK_SQL).to_arrow_table()
 
     def check(self, wkb: pa.Array) -> pa.Table:
-        batch = pa.table({"i": pa.array(np.arange(len(wkb)), pa.int64()), "geom": self._ga.as_wkb(wkb)})
-        self.sd.create_data_frame(batch).to_view("batch", overwrite=True)
-        return self.sd.sql(_CHECK_SQL).to_arrow_table()
+        """One row per geometry of `wkb`, in order: missing, valid, type, repaired WKB."""
+        k, n = len(self.contexts), len(wkb)
+        if k == 1 or n < 256:
+            return self._check_slice(self.contexts[0], wkb)
+        bounds = [n * j // k for j in range(k + 1)]
+        slices = [wkb.slice(a, b - a) for a, b in zip(bounds, bounds[1:])]
+        return pa.concat_tables(self._pool.map(self._check_slice, self.contexts, slices))
+
+    def close(self) -> None:
+        self._pool.shutdown()
 
 
 def _np(column: pa.ChunkedArray, fill) -> np.ndarray:
@@ -85,12 +107,15 @@ def clean_wkb(checker: _Checker, wkb: pa.Array, counts: GeometryCounts) -> pa.Ar
         others = shapely.from_wkb(wkb.filter(pa.array(polygon & ~simple)))
         out[polygon & ~simple] = shapely.multipolygons(others, indices=np.arange(len(others)))
         fix |= polygon & ~simple
-    result = promote_polygon_wkb(wkb, simple)
-    result = pc.if_else(pa.array(missing), pa.scalar(None, pa.binary()), result)
-    if fix.any():
-        fixed = out[fix]
-        fixed_wkb = pa.array(shapely.to_wkb(fixed, flavor="iso"), pa.binary())
-        result = pc.replace_with_mask(result, pa.array(fix), fixed_wkb)
+    # Replace only the rows that change: promoted in Arrow, fixed by Shapely, or NULL.
+    rows = [np.flatnonzero(simple), np.flatnonzero(fix), np.flatnonzero(missing)]
+    new = pa.concat_arrays([
+        promote_polygon_wkb(wkb.filter(pa.array(simple))),
+        pa.array(shapely.to_wkb(out[fix], flavor="iso"), pa.binary()),
+        pa.nulls(len(rows[2]), pa.binary())])
+    rows = np.concatenate(rows)
+    order = np.argsort(rows, kind="stable")
+    result = splice_wkb(wkb, rows[order], new.take(pa.array(order)))
     counts.null_geometries += int(pc.sum(pc.is_null(result)).as_py() or 0)
     return result
 
@@ -120,6 +145,9 @@ def _clean_batch(checker: _Checker, batch: SourceBatch, result: PreprocessResult
 
 def preprocess(spec: LevelSpec, out_path: Path, batch_rows: int, log: logging.Logger,
                timer: PhaseTimer) -> PreprocessResult:
-    checker = _Checker()  # one SedonaDB context per level
-    return run_level(spec, out_path, batch_rows, log, timer, NAME,
-                     lambda batch, result, finisher: _clean_batch(checker, batch, result, finisher))
+    checker = _Checker()
+    try:
+        return run_level(spec, out_path, batch_rows, log, timer, NAME,
+                         lambda batch, result, finisher: _clean_batch(checker, batch, result, finisher))
+    finally:
+        checker.close()
