@@ -404,7 +404,7 @@ def median_of(runs: list[dict], features: int, source_mb: float) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=7, help="sample seed (the committed results use 7)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated subset of " + ", ".join(PATHS))
     parser.add_argument("--once", default="", help="paths to run only in the first round (e.g. naive at scale 1)")
