@@ -52,7 +52,7 @@ def _digest_sum(values: pa.Array | pa.ChunkedArray, algorithm: str) -> int:
 
 
 def row_texts(columns: list[pa.Array]) -> pa.Array:
-    """Each row's values as text joined by a separator, NULL as \\N (as `checksum_sql` builds it)."""
+    """Each row's values as text joined by a separator, NULL as \\N (as `checksums_sql` builds it)."""
     texts = [pc.fill_null(c.cast(pa.string()), _NULL) for c in columns]
     return pc.binary_join_element_wise(*texts, _SEP)
 
